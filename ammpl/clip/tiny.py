@@ -1,0 +1,50 @@
+"""The tiny randomly initialised CLIP used by tests and by the offline demo.
+
+It is a real open_clip ViT model, only small: 224-pixel input (so every shipped config,
+INPUT.SIZE 224, runs on it unchanged), 32-pixel patches (7 × 7 patches), two blocks per
+tower, and deliberately different widths for the text tower (64), the vision tower (96)
+and the joint space (48) so that a method mixing them up fails loudly. Its weights are a
+pure function of the seed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import open_clip
+import torch
+
+TINY_BACKBONE_NAME = "tiny"
+
+TINY_CLIP_CONFIG: dict = {
+    "embed_dim": 48,
+    "quick_gelu": True,
+    "vision_cfg": {
+        "image_size": 224,
+        "layers": 2,
+        "width": 96,
+        "head_width": 48,
+        "patch_size": 32,
+    },
+    "text_cfg": {
+        "context_length": 77,
+        "vocab_size": 49408,
+        "width": 64,
+        "heads": 2,
+        "layers": 2,
+    },
+}
+
+
+def build_tiny_clip(seed: int = 0) -> open_clip.CLIP:
+    """A fresh fp32 tiny CLIP whose weights depend only on `seed` (global RNG untouched)."""
+    config = copy.deepcopy(TINY_CLIP_CONFIG)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(
+            embed_dim=config["embed_dim"],
+            vision_cfg=config["vision_cfg"],
+            text_cfg=config["text_cfg"],
+            quick_gelu=config["quick_gelu"],
+        )
+    return model
