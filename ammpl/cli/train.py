@@ -1,0 +1,147 @@
+"""`train.py` / `ammpl-train`: CoOp's and MaPLe's command line, on our engine.
+
+Same flags, same config precedence (defaults ← dataset yaml ← method yaml ← flags ← trailing
+KEY VALUE pairs), same log lines. Differences, all deliberate: `--seed 0` is a seed;
+user errors print one line and exit with code 2 (`--debug` shows the traceback); an
+existing log.txt is appended to, never replaced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import torch
+
+from ammpl.utils import AmmplError, ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ammpl-train",
+        description="Train or evaluate a CLIP prompt-learning method (CoOp-compatible flags).",
+    )
+    parser.add_argument("--root", type=str, default="", help="path to the dataset folder ($DATA)")
+    parser.add_argument("--output-dir", type=str, default="", help="output directory")
+    parser.add_argument(
+        "--resume", type=str, default="", help="checkpoint directory to resume training from"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=-1, help="random seed; 0 is a valid seed, negative = unseeded"
+    )
+    parser.add_argument("--source-domains", type=str, nargs="+", help="source domains for DA/DG")
+    parser.add_argument("--target-domains", type=str, nargs="+", help="target domains for DA/DG")
+    parser.add_argument("--transforms", type=str, nargs="+", help="data augmentation methods")
+    parser.add_argument("--config-file", type=str, default="", help="path to the method config")
+    parser.add_argument(
+        "--dataset-config-file", type=str, default="", help="path to the dataset config"
+    )
+    parser.add_argument("--trainer", type=str, default="", help="name of the trainer")
+    parser.add_argument("--backbone", type=str, default="", help="name of the CNN backbone")
+    parser.add_argument("--head", type=str, default="", help="name of the head")
+    parser.add_argument("--eval-only", action="store_true", help="evaluation only")
+    parser.add_argument(
+        "--model-dir", type=str, default="", help="load the model from this directory (eval-only)"
+    )
+    parser.add_argument(
+        "--load-epoch", type=int, help="load the weights of this epoch (default: model-best)"
+    )
+    parser.add_argument("--no-train", action="store_true", help="build everything, do not train")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
+    parser.add_argument(
+        "opts",
+        default=None,
+        nargs=argparse.REMAINDER,
+        help="modify config options using the command line (KEY VALUE pairs)",
+    )
+    return parser
+
+
+def print_args(args: argparse.Namespace, cfg) -> None:
+    print("***************")
+    print("** Arguments **")
+    print("***************")
+    for key in sorted(vars(args)):
+        print(f"{key}: {getattr(args, key)}")
+    print("************")
+    print("** Config **")
+    print("************")
+    print(cfg)
+
+
+def check_before_building(args: argparse.Namespace, cfg) -> None:
+    """Errors that need no data or model, raised before anything is written."""
+    from ammpl.engine import TRAINER_REGISTRY
+
+    if not cfg.TRAINER.NAME:
+        raise ConfigError("No trainer given: pass --trainer NAME (e.g. CoOp, AMMPL)")
+    trainer_cls = TRAINER_REGISTRY.get(cfg.TRAINER.NAME)
+    if args.eval_only and not args.model_dir and getattr(trainer_cls, "LEARNS", True):
+        raise ConfigError(
+            f"--eval-only with trainer {cfg.TRAINER.NAME} needs --model-dir: the output folder "
+            f"of the training run (it holds {getattr(trainer_cls, 'MODEL_NAME', '<model>')}/)"
+        )
+    if not cfg.DATASET.NAME:
+        raise ConfigError(
+            "No dataset given: pass --dataset-config-file configs/datasets/<name>.yaml"
+        )
+    from ammpl.data import DATASET_REGISTRY
+
+    DATASET_REGISTRY.get(cfg.DATASET.NAME)
+
+
+def run(args: argparse.Namespace) -> int:
+    import ammpl.data.datasets  # noqa: F401  (registers the dataset readers)
+    import ammpl.trainers  # noqa: F401  (registers trainers and their config nodes)
+    from ammpl.engine import build_trainer, collect_env_info, set_random_seed, setup_logger
+    from ammpl.engine.config import setup_cfg
+
+    cfg = setup_cfg(args)
+    check_before_building(args, cfg)
+
+    if cfg.SEED >= 0:
+        print(f"Setting fixed seed: {cfg.SEED}")
+        set_random_seed(cfg.SEED)
+    setup_logger(cfg.OUTPUT_DIR)
+    if torch.cuda.is_available() and cfg.USE_CUDA:
+        torch.backends.cudnn.benchmark = True
+
+    print_args(args, cfg)
+    print("Collecting env info ...")
+    print(f"** System info **\n{collect_env_info()}\n")
+
+    trainer = build_trainer(cfg)
+    trainer.run_record.meta.update(
+        config_file=args.config_file,
+        dataset_config_file=args.dataset_config_file,
+        argv=list(sys.argv),
+        eval_only=bool(args.eval_only),
+        model_dir=args.model_dir,
+    )
+
+    if args.eval_only:
+        trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        trainer.test()
+        return 0
+    if not args.no_train:
+        trainer.train()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except AmmplError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("Interrupted: the last completed epoch's checkpoint is kept; re-run to resume.")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Our own forward through open_clip residual attention blocks.
+
+Both encoders need to touch the hidden state between blocks (deep prompts) and want fused
+attention, so they run the blocks themselves instead of calling `Transformer.forward`.
+Attention is computed here from `attn.in_proj_weight/bias` and `attn.out_proj`, on
+batch-first tensors, so the owning Transformer's `batch_first` flag never matters.
+LayerNorms, LayerScales and the MLP are the block's own modules, called as they are.
+
+Observing block inputs: `block.ln_1` is called with exactly the block input, so a forward
+pre-hook on `ln_1` sees what the block receives (after any deep-prompt injection).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ammpl.utils.errors import BackboneError
+
+BeforeBlock = Callable[[int, torch.Tensor], torch.Tensor]
+
+
+def check_block_supported(block: nn.Module) -> None:
+    """Raise BackboneError unless `block` is a plain open_clip ResidualAttentionBlock."""
+    attn = getattr(block, "attn", None)
+    if not isinstance(attn, nn.MultiheadAttention) or not all(
+        hasattr(block, name) for name in ("ln_1", "ln_2", "mlp", "ls_1", "ls_2")
+    ):
+        raise BackboneError(
+            f"unsupported transformer block {type(block).__name__} (custom attention such as "
+            "qk-norm or scaled-cosine attention); use a standard CLIP ViT/ResNet backbone"
+        )
+    if attn.bias_k is not None or attn.add_zero_attn or hasattr(block, "ln_1_kv"):
+        raise BackboneError(
+            f"unsupported attention in {type(block).__name__} (bias_k/bias_v, zero attention "
+            "or cross-attention); use a standard CLIP backbone"
+        )
+
+
+def _qkv(attn: nn.MultiheadAttention, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Project batch-first x into per-head q, k, v of shape (B, H, L, head_dim)."""
+    if attn.in_proj_weight is not None:
+        q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+    else:
+        bias = attn.in_proj_bias
+        q_b, k_b, v_b = bias.chunk(3) if bias is not None else (None, None, None)
+        q = F.linear(x, attn.q_proj_weight, q_b)
+        k = F.linear(x, attn.k_proj_weight, k_b)
+        v = F.linear(x, attn.v_proj_weight, v_b)
+    batch, length, _ = x.shape
+    heads = attn.num_heads
+    return tuple(t.reshape(batch, length, heads, -1).transpose(1, 2) for t in (q, k, v))
+
+
+def _additive_mask(attn_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """nn.MultiheadAttention mask semantics (bool True = blocked) as an additive float mask."""
+    if attn_mask.dtype == torch.bool:
+        return torch.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device).masked_fill(
+            attn_mask, float("-inf")
+        )
+    return attn_mask.to(dtype)
+
+
+def _causal_mask(length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    return torch.full((length, length), float("-inf"), dtype=dtype, device=device).triu(1)
+
+
+def self_attention(
+    attn: nn.MultiheadAttention,
+    x: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    is_causal: bool = False,
+    fused: bool = True,
+) -> torch.Tensor:
+    """Multi-head self-attention of batch-first x (B, L, D), as nn.MultiheadAttention does it."""
+    if is_causal and attn_mask is not None:
+        raise ValueError("pass either attn_mask or is_causal=True, not both")
+    q, k, v = _qkv(attn, x)
+    dropout_p = attn.dropout if attn.training else 0.0
+    mask = _additive_mask(attn_mask, q.dtype) if attn_mask is not None else None
+    if fused:
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=is_causal
+        )
+    else:
+        if is_causal:
+            mask = _causal_mask(q.shape[-2], q.dtype, q.device)
+        scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+        if mask is not None:
+            scores = scores + mask
+        weights = F.dropout(scores.softmax(dim=-1), p=dropout_p, training=dropout_p > 0)
+        out = weights @ v
+    batch, _, length, _ = out.shape
+    out = out.transpose(1, 2).reshape(batch, length, -1)
+    return attn.out_proj(out)
+
+
+def run_block(
+    block: nn.Module,
+    x: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    fused: bool = True,
+    *,
+    is_causal: bool = False,
+) -> torch.Tensor:
+    """One open_clip ResidualAttentionBlock on batch-first x (B, L, D).
+
+    `attn_mask` follows nn.MultiheadAttention (additive float, or bool with True = blocked),
+    shape (L, L). `is_causal=True` is the causal mask without materialising it, which lets
+    the fused kernel take its causal fast path. `fused=False` is the plain
+    softmax(QKᵀ/√d + mask)V reference computation.
+    """
+    y = self_attention(block.attn, block.ln_1(x), attn_mask, is_causal=is_causal, fused=fused)
+    x = x + block.ls_1(y)
+    return x + block.ls_2(block.mlp(block.ln_2(x)))
+
+
+def run_blocks(
+    transformer: nn.Module,
+    x: torch.Tensor,
+    attn_mask: torch.Tensor | None = None,
+    before_block: BeforeBlock | None = None,
+    fused: bool = True,
+    *,
+    is_causal: bool = False,
+) -> torch.Tensor:
+    """Every block of an open_clip Transformer on batch-first x, with an optional hook.
+
+    `before_block(i, x) -> x` runs before block i; deep-prompt injection of both towers goes
+    through it. Honours the transformer's `grad_checkpointing` flag while grads are on.
+    """
+    use_checkpoint = getattr(transformer, "grad_checkpointing", False) and torch.is_grad_enabled()
+    for index, block in enumerate(transformer.resblocks):
+        if before_block is not None:
+            x = before_block(index, x)
+        if use_checkpoint:
+            x = checkpoint(
+                run_block, block, x, attn_mask, fused, is_causal=is_causal, use_reentrant=False
+            )
+        else:
+            x = run_block(block, x, attn_mask, fused, is_causal=is_causal)
+    return x

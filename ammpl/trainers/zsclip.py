@@ -1,0 +1,87 @@
+"""Zero-shot CLIP: class names in a hand-written template, nothing learned.
+
+`ZeroshotCLIP` uses the dataset's template; `ZeroshotCLIP2` averages the normalised text
+features of the 7 selected ImageNet templates plus the dataset's own (except ImageNet),
+without mutating any shared template list (BASELINES Q15).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ammpl.clip.image_encoder import ImageEncoder
+from ammpl.clip.text_encoder import TextEncoder
+from ammpl.clip.tokenizer import tokenize
+from ammpl.engine import TRAINER_REGISTRY
+from ammpl.trainers.base import CLIPPromptTrainer, resolve_precision
+from ammpl.trainers.base import load_clip_for, check_input_size
+from ammpl.trainers.coop import clip_logits
+from ammpl.trainers.templates import IMAGENET_TEMPLATES_SELECT, dataset_template
+
+
+class ZeroshotModel(nn.Module):
+    """Fixed text classifier built once; inference = frozen image tower + cosine logits."""
+
+    def __init__(self, clip_model: nn.Module, classnames: list[str], templates: list[str]):
+        super().__init__()
+        self.image_encoder = ImageEncoder(clip_model)
+        self.logit_scale = clip_model.logit_scale
+        text_encoder = TextEncoder(clip_model)
+        device = clip_model.logit_scale.device
+        names = [name.replace("_", " ") for name in classnames]
+        with torch.no_grad():
+            per_template = []
+            for template in templates:
+                ids = tokenize([template.format(name) for name in names]).to(device)
+                features = text_encoder.encode_token_ids(ids)
+                per_template.append(features / features.norm(dim=-1, keepdim=True))
+            text_features = torch.stack(per_template).mean(dim=0)
+        self.register_buffer("text_features", text_features, persistent=False)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return clip_logits(self.image_encoder(image), self.text_features, self.logit_scale)
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP(CLIPPromptTrainer):
+    """Evaluation only (`--eval-only`, no model dir); registers no model."""
+
+    LEARNS = False
+
+    def templates(self) -> list[str]:
+        return [dataset_template(self.cfg.DATASET.NAME)]
+
+    def build_model(self) -> None:
+        cfg = self.cfg
+        self.precision = resolve_precision("fp16", self.device)
+        clip_model = load_clip_for(cfg, self.device)
+        check_input_size(cfg, clip_model)
+        self.backbone_info = {
+            "name": getattr(clip_model, "ammpl_backbone_name", cfg.MODEL.BACKBONE.NAME),
+            "source": getattr(clip_model, "ammpl_source", ""),
+        }
+        if self.precision == "fp16":
+            from ammpl.clip.backbones import to_reference_half
+
+            to_reference_half(clip_model)
+        clip_model.to(self.device)
+        templates = self.templates()
+        print(f"Prompt templates: {templates}")
+        self.model = ZeroshotModel(clip_model, self.dm.dataset.classnames, templates)
+        self.num_trainable = 0
+        self.record_run_info()
+
+    def forward_backward(self, batch: dict) -> dict:
+        raise RuntimeError("ZeroshotCLIP learns nothing: run it with --eval-only")
+
+
+@TRAINER_REGISTRY.register()
+class ZeroshotCLIP2(ZeroshotCLIP):
+    """Prompt ensembling over the 7 selected ImageNet templates (+ the dataset's own)."""
+
+    def templates(self) -> list[str]:
+        templates = list(IMAGENET_TEMPLATES_SELECT)
+        if self.cfg.DATASET.NAME != "ImageNet":
+            templates.append(dataset_template(self.cfg.DATASET.NAME))
+        return templates
