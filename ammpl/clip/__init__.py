@@ -1,8 +1,9 @@
 """CLIP backbones (through open_clip) and the prompt-aware encoder blocks every method shares.
 
 Public API: load_backbone, available_backbones, tokenize, TextEncoder, ImageEncoder,
-ClassPrompts, init_context, run_block. Names are resolved lazily so that importing
-`ammpl.clip` stays cheap and sub-modules can be used on their own.
+ClassPrompts, init_context, run_block, FeatureCache, to_reference_half. Names are
+resolved lazily so that importing `ammpl.clip` stays cheap and sub-modules can be used
+on their own.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ _EXPORTS = {
     "load_backbone": "ammpl.clip.backbones",
     "available_backbones": "ammpl.clip.backbones",
     "BACKBONE_REGISTRY": "ammpl.clip.backbones",
+    "BackboneSpec": "ammpl.clip.backbones",
+    "register_backbone": "ammpl.clip.backbones",
+    "to_reference_half": "ammpl.clip.precision",
     "tokenize": "ammpl.clip.tokenizer",
     "TextEncoder": "ammpl.clip.text_encoder",
     "ImageEncoder": "ammpl.clip.image_encoder",

@@ -12,7 +12,7 @@ pre-hook on `ln_1` sees what the block receives (after any deep-prompt injection
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -109,7 +109,8 @@ def run_block(
 ) -> torch.Tensor:
     """One open_clip ResidualAttentionBlock on batch-first x (B, L, D).
 
-    `attn_mask` follows nn.MultiheadAttention (additive float, or bool with True = blocked),
+    `attn_mask` follows nn.MultiheadAttention (additive float, or bool with True = blocked;
+    open_clip itself only ever passes float masks),
     shape (L, L). `is_causal=True` is the causal mask without materialising it, which lets
     the fused kernel take its causal fast path. `fused=False` is the plain
     softmax(QKᵀ/√d + mask)V reference computation.
@@ -144,3 +145,47 @@ def run_blocks(
         else:
             x = run_block(block, x, attn_mask, fused, is_causal=is_causal)
     return x
+
+
+def injection_hook(
+    deep_prompts: Sequence[torch.Tensor] | None,
+    first_slot: int | None,
+    n_blocks: int,
+    round_fp16: bool = False,
+) -> BeforeBlock | None:
+    """The `before_block` hook of deep prompting (BASELINES.md §1.3), for either tower.
+
+    Before block i = 1..len(deep_prompts), the prompt slots of the hidden state are replaced
+    by `deep_prompts[i-1]` (n, d), the same vectors for every sequence: slots
+    `first_slot .. first_slot+n-1` (text: 1), or the last n tokens when `first_slot` is None
+    (vision). Blocks from len(deep_prompts)+1 on are left alone. Prompts for blocks past the
+    last one are never used, as in the reference. Prompts are cast to the hidden dtype;
+    `round_fp16` first rounds them through fp16, the reference's unconditional `.half()`.
+    """
+    if not deep_prompts:
+        return None
+    prompts = list(deep_prompts)[: max(n_blocks - 1, 0)]
+    for index, prompt in enumerate(prompts, start=1):
+        if prompt.dim() != 2:
+            raise ValueError(
+                f"deep prompt for block {index} must be (n, d), got {tuple(prompt.shape)}"
+            )
+
+    def replace_slots(block_index: int, x: torch.Tensor) -> torch.Tensor:
+        if not 1 <= block_index <= len(prompts):
+            return x
+        prompt = prompts[block_index - 1]
+        if round_fp16:
+            prompt = prompt.half()
+        prompt = prompt.to(x.dtype).expand(x.shape[0], -1, -1)
+        n = prompt.shape[1]
+        if first_slot is None:
+            return torch.cat([x[:, :-n], prompt], dim=1)
+        if first_slot + n > x.shape[1]:
+            raise ValueError(
+                f"deep prompt of {n} tokens does not fit a sequence of {x.shape[1]} at "
+                f"position {first_slot}"
+            )
+        return torch.cat([x[:, :first_slot], prompt, x[:, first_slot + n :]], dim=1)
+
+    return replace_slots

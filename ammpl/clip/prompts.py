@@ -11,21 +11,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-import open_clip
 import torch
 from torch import nn
 
+from ammpl.clip.tokenizer import tokenize
 from ammpl.utils.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
 CTX_INIT_STD = 0.02
 CLASS_POSITIONS = ("end", "middle", "front")
-
-
-def _tokenize(texts: Sequence[str], context_length: int) -> torch.Tensor:
-    """CLIP BPE token ids (N, context_length): SOT … EOT, zero padded, truncated."""
-    return open_clip.tokenize(list(texts), context_length=context_length)
 
 
 def clip_dtype(clip_model: nn.Module) -> torch.dtype:
@@ -73,9 +68,11 @@ def init_context(
         if rule == "coop":
             n_ctx = len(ctx_init.split(" "))
             if csc:
-                logger.warning("CTX_INIT %r is set, so CSC is ignored: one unified context", ctx_init)
+                logger.warning(
+                    "CTX_INIT %r is set, so CSC is ignored: one unified context", ctx_init
+                )
                 csc = False
-        token_ids = _tokenize([ctx_init], context_length)
+        token_ids = tokenize([ctx_init], context_length)
         n_tokens = int(token_ids[0].argmax()) - 1  # tokens between SOT and EOT
         if n_tokens < n_ctx:
             raise ConfigError(
@@ -149,17 +146,9 @@ class ClassPrompts(nn.Module):
         self.prompt_prefix = " ".join(["X"] * n_ctx) if prompt_prefix is None else prompt_prefix
         self.scaffolds = [f"{self.prompt_prefix} {name}." for name in self.classnames]
 
-        # One extra position tells "fits exactly" from "was truncated".
-        token_ids = _tokenize(self.scaffolds, context_length + 1)
-        too_long = token_ids[:, context_length] != 0
-        if too_long.any():
-            example = self.scaffolds[int(too_long.nonzero()[0])]
-            raise ConfigError(
-                f"prompt {example!r} is longer than CLIP's {context_length} tokens; "
-                "shorten the class name or use fewer context tokens (N_CTX)"
-            )
-        token_ids = token_ids[:, :context_length]
-        name_ids = _tokenize(self.classnames, context_length)
+        # Raises TextTooLongError (an AmmplError naming the text) instead of truncating.
+        token_ids = tokenize(self.scaffolds, context_length)
+        name_ids = tokenize(self.classnames, context_length)
         self.name_lens = (name_ids.argmax(dim=-1) - 1).tolist()
 
         embedding = _embed_tokens(clip_model, token_ids)
@@ -174,12 +163,16 @@ class ClassPrompts(nn.Module):
             persistent=False,
         )
 
-    def splice(self, ctx: torch.Tensor, position: str = "end") -> torch.Tensor:
+    def splice(
+        self, ctx: torch.Tensor, position: str = "end", classes: slice | None = None
+    ) -> torch.Tensor:
         """Prompt embeddings with `ctx` in the context slots.
 
         ctx (n, d) or (K, n, d) → (K, L, d); ctx (B, 1, n, d) or (B, K, n, d) → (B, K, L, d).
         `position` puts the class name after ("end"), inside ("middle") or before ("front")
-        the context, as CoOp's CLASS_TOKEN_POSITION.
+        the context, as CoOp's CLASS_TOKEN_POSITION. `classes` restricts the prompts to a
+        slice of the classes (K then means its length), for methods that process classes
+        in chunks.
         """
         if position not in CLASS_POSITIONS:
             raise ConfigError(
@@ -190,14 +183,16 @@ class ClassPrompts(nn.Module):
                 f"ctx must be (n, d), (K, n, d) or (B, K, n, d) with n = {self.n_ctx}, "
                 f"got {tuple(ctx.shape)}"
             )
+        select = classes if classes is not None else slice(None)
+        token_prefix, token_suffix = self.token_prefix[select], self.token_suffix[select]
         leading = (ctx.shape[0],) if ctx.dim() == 4 else ()
-        shape = (*leading, self.n_cls)
+        shape = (*leading, token_prefix.shape[0])
         ctx = ctx.expand(*shape, *ctx.shape[-2:])
-        prefix = self.token_prefix.expand(*shape, *self.token_prefix.shape[-2:])
-        suffix = self.token_suffix.expand(*shape, *self.token_suffix.shape[-2:])
+        prefix = token_prefix.expand(*shape, *token_prefix.shape[-2:])
+        suffix = token_suffix.expand(*shape, *token_suffix.shape[-2:])
         prompts = torch.cat([prefix, ctx, suffix], dim=-2)
         if position == "end":
             return prompts
-        index = self.position_index[CLASS_POSITIONS.index(position)]
+        index = self.position_index[CLASS_POSITIONS.index(position)][select]
         index = index[..., None].expand(*shape, -1, prompts.shape[-1])
         return prompts.gather(-2, index)

@@ -12,9 +12,9 @@ from __future__ import annotations
 import io
 import os
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -431,8 +431,14 @@ def _make_stanford_cars(ds_dir, n_classes, n_per_class, paint, split) -> Fixture
             paint.write(ds_dir / sub / fname, label)
             per_class_items[label].append([f"{sub}/{fname}", label, classname])
     (ds_dir / "devkit").mkdir(parents=True, exist_ok=True)
-    savemat(ds_dir / "devkit" / "cars_train_annos.mat", {"annotations": _struct_annotations(train_records)})
-    savemat(ds_dir / "cars_test_annos_withlabels.mat", {"annotations": _struct_annotations(test_records)})
+    savemat(
+        ds_dir / "devkit" / "cars_train_annos.mat",
+        {"annotations": _struct_annotations(train_records)},
+    )
+    savemat(
+        ds_dir / "cars_test_annos_withlabels.mat",
+        {"annotations": _struct_annotations(test_records)},
+    )
     cell = np.empty((1, len(names)), dtype=object)
     cell[0, :] = names
     savemat(ds_dir / "devkit" / "cars_meta.mat", {"class_names": cell})

@@ -68,14 +68,14 @@ def check_input_size(cfg, clip_model: nn.Module) -> None:
         )
 
 
-def trainable_parameters(module: nn.Module) -> "OrderedDict[str, nn.Parameter]":
+def trainable_parameters(module: nn.Module) -> OrderedDict[str, nn.Parameter]:
     return OrderedDict((n, p) for n, p in module.named_parameters() if p.requires_grad)
 
 
 def parameter_report(module: nn.Module, title: str) -> str:
     """Trainable tensors grouped by their top-level module, so parameter budgets of methods
     can be compared at a glance."""
-    groups: "OrderedDict[str, int]" = OrderedDict()
+    groups: OrderedDict[str, int] = OrderedDict()
     for name, param in trainable_parameters(module).items():
         parts = name.split(".")
         group = ".".join(parts[:2]) if len(parts) > 2 else name
@@ -152,9 +152,7 @@ class CLIPPromptTrainer(TrainerX):
 
         self.report_parameters()
         if trainable_parameters(registered):
-            self.optim = build_optimizer(
-                list(trainable_parameters(registered).values()), cfg.OPTIM
-            )
+            self.optim = build_optimizer(list(trainable_parameters(registered).values()), cfg.OPTIM)
             self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         else:
             self.optim, self.sched = None, None
@@ -219,7 +217,7 @@ class CLIPPromptTrainer(TrainerX):
             return self.model(input).float()
 
     # -- checkpoints ---------------------------------------------------------------
-    def checkpoint_state_dict(self, name: str) -> "OrderedDict[str, torch.Tensor]":
+    def checkpoint_state_dict(self, name: str) -> OrderedDict[str, torch.Tensor]:
         """What a checkpoint stores: trainable tensors and persistent buffers, never the
         frozen CLIP weights (BASELINES Q21: full-model checkpoints still load)."""
         module = self._models[name]
@@ -248,8 +246,7 @@ class CLIPPromptTrainer(TrainerX):
                     del state_dict[key]
             self.check_loadable(name, model_path, state_dict)
             print(
-                f'Loading weights to {name} from "{model_path}" '
-                f"(epoch = {checkpoint.get('epoch')})"
+                f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint.get("epoch")})'
             )
             self._models[name].load_state_dict(state_dict, strict=False)
 

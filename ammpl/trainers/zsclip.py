@@ -14,8 +14,12 @@ from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.clip.tokenizer import tokenize
 from ammpl.engine import TRAINER_REGISTRY
-from ammpl.trainers.base import CLIPPromptTrainer, resolve_precision
-from ammpl.trainers.base import load_clip_for, check_input_size
+from ammpl.trainers.base import (
+    CLIPPromptTrainer,
+    check_input_size,
+    load_clip_for,
+    resolve_precision,
+)
 from ammpl.trainers.coop import clip_logits
 from ammpl.trainers.templates import IMAGENET_TEMPLATES_SELECT, dataset_template
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from ammpl.utils.errors import ConfigError
 
@@ -67,4 +68,3 @@ class Registry:
 
     def __len__(self) -> int:
         return len(self._obj_map)
-

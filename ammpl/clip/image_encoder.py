@@ -1,0 +1,145 @@
+"""CLIP's frozen image tower with shallow and deep vision prompts (BASELINES.md §1.1, §1.3).
+
+For a ViT the encoder registers the visual tower's own parameters and submodules under
+OpenAI's `visual.*` names (`conv1`, `class_embedding`, `positional_embedding`, `ln_pre`,
+`transformer`, `ln_post`, `proj`), references not copies, so checkpoint keys read
+`image_encoder.<those names>` as in the reference. The forward is split in two so that
+AMMPL can embed patches once and mix them (patch embedding is linear and bias-free):
+`patch_embed(images)` then `forward_tokens(patch_tokens, ...)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ammpl.clip.blocks import check_block_supported, injection_hook, run_blocks
+from ammpl.utils.errors import BackboneError
+
+
+def _unsupported_feature(visual: nn.Module) -> str | None:
+    """Why prompts cannot be used with this visual tower, or None when they can."""
+    if type(visual).__name__ == "ModifiedResNet":
+        return "a ResNet image tower"
+    if getattr(visual, "attn_pool", None) is not None:
+        return "attentional pooling (attn_pool)"
+    if getattr(visual, "pool_type", "tok") != "tok":
+        return f"{visual.pool_type!r} pooling (only class-token pooling is supported)"
+    for name in ("conv1", "class_embedding", "positional_embedding", "ln_pre", "transformer"):
+        if not hasattr(visual, name):
+            return f"a {type(visual).__name__} image tower without {name!r}"
+    if getattr(visual.conv1, "bias", None) is not None:
+        return "a patch embedding with bias"
+    try:
+        for block in visual.transformer.resblocks:
+            check_block_supported(block)
+    except BackboneError:
+        return "custom attention blocks"
+    return None
+
+
+class ImageEncoder(nn.Module):
+    """Images (or patch tokens) → projected image features (B, e), with vision prompts.
+
+    `round_prompts_fp16` rounds the inserted prompts (shallow and deep) through fp16, the
+    reference's unconditional `.half()` (quirk Q5), for the faithful reference-fp16 mode;
+    default False. `fused` selects scaled_dot_product_attention (exact).
+    """
+
+    def __init__(self, clip_model: nn.Module) -> None:
+        super().__init__()
+        visual = clip_model.visual
+        # The tower itself stays out of the module tree; its pieces are registered below.
+        object.__setattr__(self, "visual", visual)
+        for name, child in visual.named_children():
+            self.add_module(name, child)
+        for name, param in visual.named_parameters(recurse=False):
+            self.register_parameter(name, param)
+        if getattr(visual, "proj", None) is None:
+            self.proj = None
+        self.unsupported = _unsupported_feature(visual)
+        self.fused = True
+        self.round_prompts_fp16 = False
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The model dtype (that of conv1, as the reference); images are cast to it."""
+        conv1 = getattr(self.visual, "conv1", None)
+        if conv1 is not None:
+            return conv1.weight.dtype
+        return next(self.visual.parameters()).dtype
+
+    def _require_prompt_support(self, what: str) -> None:
+        if self.unsupported is not None:
+            raise BackboneError(
+                f"{what} is not supported for {self.unsupported}; use a standard CLIP ViT "
+                "backbone (e.g. ViT-B/16)"
+            )
+
+    def patch_embed(self, images: torch.Tensor) -> torch.Tensor:
+        """conv1 patch tokens (B, P, d_v); a (N, 3, q, q) batch of single patches → (N, 1, d_v)."""
+        self._require_prompt_support("patch embedding")
+        x = self.conv1(images.to(self.dtype))
+        return x.flatten(2).transpose(1, 2)
+
+    def forward_tokens(
+        self,
+        patch_tokens: torch.Tensor,
+        shallow_prompts: torch.Tensor | None = None,
+        deep_prompts: Sequence[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Patch tokens (B, P, d_v) → features (B, e).
+
+        `shallow_prompts` (n, d_v) or (B, n, d_v) are appended after the positional embedding
+        (they get none) and before ln_pre; `deep_prompts[i-1]` (n, d_v) replaces the last n
+        tokens at the input of block i = 1..J−1.
+        """
+        self._require_prompt_support("running patch tokens")
+        batch, n_patches, width = patch_tokens.shape
+        grid_tokens = self.positional_embedding.shape[0] - 1
+        if n_patches != grid_tokens:
+            raise BackboneError(
+                f"images give {n_patches} patches but the backbone expects {grid_tokens} "
+                f"({self.visual.image_size} px inputs); resize the images (INPUT.SIZE) to "
+                "the backbone's resolution"
+            )
+        x = patch_tokens.to(self.dtype)
+        cls = self.class_embedding.to(x.dtype).expand(batch, 1, width)
+        x = torch.cat([cls, x], dim=1) + self.positional_embedding.to(x.dtype)
+        x = self.patch_dropout(x)
+
+        n_prompts = 0
+        if shallow_prompts is not None:
+            prompts = shallow_prompts.half() if self.round_prompts_fp16 else shallow_prompts
+            prompts = prompts.to(x.dtype).expand(batch, *shallow_prompts.shape[-2:])
+            n_prompts = prompts.shape[1]
+            x = torch.cat([x, prompts], dim=1)
+        if deep_prompts and any(p.shape[0] != n_prompts for p in deep_prompts):
+            raise ValueError(
+                f"deep vision prompts must have as many tokens as the shallow prompts "
+                f"({n_prompts}), got {[tuple(p.shape) for p in deep_prompts]}"
+            )
+        x = self.ln_pre(x)
+        hook = injection_hook(
+            deep_prompts, None, len(self.transformer.resblocks), self.round_prompts_fp16
+        )
+        x = run_blocks(self.transformer, x, before_block=hook, fused=self.fused)
+        # Class-token pooling; LayerNorm is per token, so ln_post before or after the pool
+        # (open_clip's final_ln_after_pool) gives the same result.
+        pooled = self.ln_post(x[:, 0])
+        return pooled @ self.proj if self.proj is not None else pooled
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        shallow_prompts: torch.Tensor | None = None,
+        deep_prompts: Sequence[torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Images (B, 3, H, W) → features (B, e); towers without prompt support run as is."""
+        if self.unsupported is not None:
+            if shallow_prompts is not None or deep_prompts:
+                self._require_prompt_support("vision prompting")
+            return self.visual(images.to(self.dtype))
+        return self.forward_tokens(self.patch_embed(images), shallow_prompts, deep_prompts)

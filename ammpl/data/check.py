@@ -1,0 +1,164 @@
+"""`ammpl-data check`: is each dataset where the readers expect it, complete and readable?
+
+The check asks each reader for its inventory (every image it would load, with the split or
+list file and line that names it) and tests those paths, optionally decoding every image.
+It never builds a dataset and writes nothing, so it is safe on read-only data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from ammpl.data.datasets.benchmark import (
+    MISSING_SHOWN,
+    Entry,
+    ReaderInfo,
+    describe_missing,
+    missing_entries,
+)
+from ammpl.data.image_io import read_image
+from ammpl.data.registry import DATASET_REGISTRY
+from ammpl.utils.errors import ConfigError, DataError
+from ammpl.utils.registry import closest_name
+
+# Registered reader name → dataset config stem (configs/datasets/<stem>.yaml), table order.
+DATASET_STEMS: dict[str, str] = {
+    "ImageNet": "imagenet",
+    "Caltech101": "caltech101",
+    "OxfordPets": "oxford_pets",
+    "StanfordCars": "stanford_cars",
+    "OxfordFlowers": "oxford_flowers",
+    "Food101": "food101",
+    "FGVCAircraft": "fgvc_aircraft",
+    "SUN397": "sun397",
+    "DescribableTextures": "dtd",
+    "EuroSAT": "eurosat",
+    "UCF101": "ucf101",
+    "ImageNetV2": "imagenetv2",
+    "ImageNetSketch": "imagenet_sketch",
+    "ImageNetA": "imagenet_a",
+    "ImageNetR": "imagenet_r",
+}
+
+PRESENT, MISSING, BROKEN = "present", "missing", "broken"
+DECODE_FIX = (
+    "replace the damaged files from the original archive, or set DATASET.SKIP_BAD_IMAGES True "
+    "to skip them during training"
+)
+
+
+@dataclass
+class CheckReport:
+    name: str
+    dataset_dir: str
+    status: str = PRESENT
+    num_images: int = 0
+    problems: list[str] = field(default_factory=list)
+    fixes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def fail(self, status: str, problem: str, fix: str = "") -> None:
+        self.status = status
+        self.problems.append(problem)
+        if fix:
+            self.fixes.append(fix)
+
+
+def resolve_names(names: Iterable[str]) -> list[str]:
+    """Registered names for `names` given as reader names or config stems (any case)."""
+    lookup = {}
+    for registered, stem in DATASET_STEMS.items():
+        lookup[registered.lower()] = registered
+        lookup[stem.lower()] = registered
+    resolved = []
+    for name in names:
+        registered = lookup.get(name.lower())
+        if registered is None:
+            hint = closest_name(name, list(DATASET_STEMS) + list(DATASET_STEMS.values()))
+            hint_text = f' Did you mean "{hint}"?' if hint else ""
+            raise ConfigError(
+                f'Unknown dataset "{name}".{hint_text} Choose from {", ".join(DATASET_STEMS)} '
+                "(or their config stems)"
+            )
+        if registered not in resolved:
+            resolved.append(registered)
+    return resolved
+
+
+def reader_class(name: str) -> type[ReaderInfo]:
+    import ammpl.data.datasets  # noqa: F401  (readers register on import)
+
+    return DATASET_REGISTRY.get(name)
+
+
+def undecodable(entries: Sequence[Entry], workers: int | None = None) -> list[tuple[Entry, str]]:
+    """(entry, reason) for every image that fails to decode; decoded on a thread pool."""
+
+    def reason(entry: Entry) -> str | None:
+        try:
+            read_image(entry.impath)
+        except DataError as exc:
+            return str(exc)
+        return None
+
+    workers = workers or min(8, os.cpu_count() or 1)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        reasons = list(pool.map(reason, entries, chunksize=64))
+    return [(entry, text) for entry, text in zip(entries, reasons) if text is not None]
+
+
+def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "") -> CheckReport:
+    """Status of one dataset under `root`; every problem comes with how to fix it."""
+    cls = reader_class(name)
+    dataset_dir = os.path.join(os.path.abspath(os.path.expanduser(root)), cls.dataset_dir)
+    report = CheckReport(name, dataset_dir)
+    if not os.path.isdir(dataset_dir):
+        report.fail(MISSING, f"expected the folder {dataset_dir}", f"download {cls.download}")
+        return report
+    try:
+        inventory = cls.inventory(dataset_dir, cache_dir)
+    except DataError as exc:
+        report.fail(BROKEN, str(exc))
+        return report
+    entries = inventory.entries
+    report.notes += inventory.notes
+    report.num_images = len(entries)
+    if not entries:
+        report.fail(BROKEN, "no images found", f"download {cls.download}")
+        return report
+    missing = missing_entries(entries)
+    if missing:
+        fix = f"restore the missing files from the original archives (download {cls.download})"
+        report.fail(BROKEN, describe_missing(missing, len(entries)), fix)
+    if decode:
+        absent = {entry.impath for entry in missing}
+        bad = undecodable([entry for entry in entries if entry.impath not in absent])
+        if bad:
+            shown = "; ".join(
+                f"{reason} (listed at {e.where()})" for e, reason in bad[:MISSING_SHOWN]
+            )
+            count = f"{len(bad)} of {len(entries)} images cannot be decoded"
+            report.fail(BROKEN, f"{count}: {shown}", DECODE_FIX)
+    return report
+
+
+def check_datasets(
+    root: str, names: Sequence[str] = (), decode: bool = False, cache_dir: str = ""
+) -> list[CheckReport]:
+    """Reports for `names` (reader names or config stems; empty = all 15)."""
+    resolved = resolve_names(names) if names else list(DATASET_STEMS)
+    return [check_dataset(root, name, decode, cache_dir) for name in resolved]
+
+
+def format_report(report: CheckReport) -> str:
+    head = f"{report.name:<20} {report.status:<8} {report.dataset_dir}"
+    if report.status == PRESENT:
+        head += f" ({report.num_images} images)"
+    lines = [head]
+    lines += [f"    problem: {problem}" for problem in report.problems]
+    lines += [f"    fix: {fix}" for fix in report.fixes]
+    lines += [f"    note: {note}" for note in report.notes]
+    return "\n".join(lines)

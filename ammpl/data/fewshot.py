@@ -1,0 +1,47 @@
+"""Dassl's few-shot sampler, with exactly its calls into Python's `random`.
+
+The picks depend only on the list order and the global `random` state, so the same seed and
+split file select the same images as Dassl + CoOp (DASSL_API §4, DATASETS §5).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterable
+
+from ammpl.data.base import Datum
+
+
+def split_dataset_by_label(data_source: Iterable[Datum]) -> dict[int, list[Datum]]:
+    """Label → items, keys in order of first appearance (the order the sampler visits)."""
+    groups: dict[int, list[Datum]] = defaultdict(list)
+    for item in data_source:
+        groups[item.label].append(item)
+    return groups
+
+
+def generate_fewshot_dataset(
+    *data_sources: list[Datum], num_shots: int = -1, repeat: bool = False
+) -> list[Datum] | tuple[list[Datum], ...] | list[list[Datum]]:
+    """K items per label of each source; one list back when given one source.
+
+    A label with fewer than K items is kept whole (no random call) unless `repeat`, which
+    draws K with replacement. `num_shots < 1` returns the sources unchanged.
+    """
+    if num_shots < 1:
+        return data_sources[0] if len(data_sources) == 1 else data_sources
+
+    print(f"Creating a {num_shots}-shot dataset")
+    output = []
+    for data_source in data_sources:
+        picked: list[Datum] = []
+        for items in split_dataset_by_label(data_source).values():
+            if len(items) >= num_shots:
+                picked.extend(random.sample(items, num_shots))
+            elif repeat:
+                picked.extend(random.choices(items, k=num_shots))
+            else:
+                picked.extend(items)
+        output.append(picked)
+    return output[0] if len(output) == 1 else output

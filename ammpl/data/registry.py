@@ -1,0 +1,42 @@
+"""The dataset registry (readers register under their class name) and root checks."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ammpl.utils.errors import ConfigError, DataError
+from ammpl.utils.registry import Registry
+
+DATASET_REGISTRY = Registry("Dataset")
+
+ROOT_HOW_TO = "set --root or DATASET.ROOT"
+
+
+def require_dir(path: str, what: str, how_to_get: str) -> str:
+    """`path` if it is a folder, else DataError "<what> '<path>' does not exist (<how>)"."""
+    if not os.path.isdir(path):
+        raise DataError(f"{what} '{path}' does not exist ({how_to_get})")
+    return path
+
+
+def dataset_root(cfg: Any) -> str:
+    """DATASET.ROOT with `~` expanded, made absolute, and required to exist (as Dassl)."""
+    root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
+    return require_dir(root, "Dataset root", ROOT_HOW_TO)
+
+
+def build_dataset(cfg: Any) -> Any:
+    """Instantiate the reader named by DATASET.NAME (importing every bundled reader first)."""
+    import ammpl.data.datasets  # noqa: F401  (readers register on import)
+
+    name = cfg.DATASET.NAME
+    if not name:
+        names = ", ".join(sorted(DATASET_REGISTRY.registered_names()))
+        raise ConfigError(
+            "DATASET.NAME is empty; pass --dataset-config-file configs/datasets/<name>.yaml "
+            f"or set DATASET.NAME (registered: {names})"
+        )
+    if getattr(cfg, "VERBOSE", True):
+        print(f"Loading dataset: {name}")
+    return DATASET_REGISTRY.get(name)(cfg)

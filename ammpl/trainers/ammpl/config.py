@@ -1,0 +1,133 @@
+"""`cfg.TRAINER.AMMPL`: the method's options (AMMPL.md "Configuration keys") and their checks.
+
+The paper publishes no hyperparameters; every default here is the choice AMMPL.md makes.
+`AmmplSettings` is the validated, typed view the model is built from, so the model can be
+built (in tests, in the bench) without a full config tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from yacs.config import CfgNode as CN
+
+from ammpl.engine.config import register_cfg_extension
+from ammpl.utils import ConfigError
+
+TEST_MASK_MODES = ("threshold", "expected", "sample", "none")
+TEXT_SHIFTS = ("vector", "scalar")
+INTERACTION_ORDERS = ("image_first", "text_first")
+PRECISIONS = ("fp16", "fp32", "amp", "bf16")
+
+
+def extend_cfg(cfg: CN) -> None:
+    node = CN()
+    node.N_CTX = 4
+    node.CTX_INIT = "a photo of a"
+    node.CLASS_SPECIFIC = False  # True for the few-shot protocol, False for base-to-new / xd
+    node.PREC = "fp16"
+    node.P_INIT_MEAN = 0.9
+    node.P_INIT_STD = 0.05
+    node.PAD_INIT_STD = 0.02
+    node.MASK = True  # C1: learnable patch mask
+    node.PAD = True  # C2: learnable padding of masked patches
+    node.INTERACT = True  # C3: image → text shift and text → padding networks
+    node.MASK_PER_IMAGE = True
+    node.TEST_MASK = "threshold"
+    node.TEXT_SHIFT = "vector"
+    node.INTERACTION_ORDER = "image_first"
+    node.HIDDEN_RATIO = 16
+    node.CLASS_CHUNK = 0  # (image, class) pairs per encoder pass; 0 = from free memory
+    cfg.TRAINER.AMMPL = node
+
+
+register_cfg_extension(extend_cfg)
+
+
+def _choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise ConfigError(
+            f"TRAINER.AMMPL.{key} must be one of {', '.join(allowed)}, got '{value}'"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class AmmplSettings:
+    """Validated AMMPL options; field names are the config keys in lower case."""
+
+    n_ctx: int = 4
+    ctx_init: str = "a photo of a"
+    class_specific: bool = False
+    p_init_mean: float = 0.9
+    p_init_std: float = 0.05
+    pad_init_std: float = 0.02
+    mask: bool = True
+    pad: bool = True
+    interact: bool = True
+    mask_per_image: bool = True
+    test_mask: str = "threshold"
+    text_shift: str = "vector"
+    interaction_order: str = "image_first"
+    hidden_ratio: int = 16
+    class_chunk: int = 0
+    seed: int = 0  # seeds the generator of TEST_MASK "sample"
+
+    def __post_init__(self) -> None:
+        _choice("TEST_MASK", self.test_mask, TEST_MASK_MODES)
+        _choice("TEXT_SHIFT", self.text_shift, TEXT_SHIFTS)
+        _choice("INTERACTION_ORDER", self.interaction_order, INTERACTION_ORDERS)
+        if self.n_ctx < 1:
+            raise ConfigError(f"TRAINER.AMMPL.N_CTX must be ≥ 1, got {self.n_ctx}")
+        if self.hidden_ratio < 1:
+            raise ConfigError(f"TRAINER.AMMPL.HIDDEN_RATIO must be ≥ 1, got {self.hidden_ratio}")
+        if self.class_chunk < 0:
+            raise ConfigError(
+                f"TRAINER.AMMPL.CLASS_CHUNK must be ≥ 0 (0 = automatic), got {self.class_chunk}"
+            )
+        if self.p_init_std < 0 or self.pad_init_std < 0:
+            raise ConfigError("TRAINER.AMMPL.P_INIT_STD and PAD_INIT_STD must be ≥ 0")
+
+    @classmethod
+    def from_cfg(cls, node: CN, seed: int = 0) -> AmmplSettings:
+        if node.PREC not in PRECISIONS:
+            raise ConfigError(
+                f"TRAINER.AMMPL.PREC must be one of {', '.join(PRECISIONS)}, got '{node.PREC}'"
+            )
+        return cls(
+            n_ctx=int(node.N_CTX),
+            ctx_init=str(node.CTX_INIT),
+            class_specific=bool(node.CLASS_SPECIFIC),
+            p_init_mean=float(node.P_INIT_MEAN),
+            p_init_std=float(node.P_INIT_STD),
+            pad_init_std=float(node.PAD_INIT_STD),
+            mask=bool(node.MASK),
+            pad=bool(node.PAD),
+            interact=bool(node.INTERACT),
+            mask_per_image=bool(node.MASK_PER_IMAGE),
+            test_mask=str(node.TEST_MASK),
+            text_shift=str(node.TEXT_SHIFT),
+            interaction_order=str(node.INTERACTION_ORDER),
+            hidden_ratio=int(node.HIDDEN_RATIO),
+            class_chunk=int(node.CLASS_CHUNK),
+            seed=max(int(seed), 0),
+        )
+
+    @property
+    def uses_padding(self) -> bool:
+        """Padding only ever shows in masked patches."""
+        return self.mask and self.pad
+
+    @property
+    def uses_text_to_image(self) -> bool:
+        """E = f_T(z) is added to the padding, which only shows in masked patches."""
+        return self.mask and self.interact
+
+    def components(self) -> str:
+        """The paper's Table 3 name of the active component set (C1 mask, C2 pad, C3 interact)."""
+        parts = [name for name, on in (("C1", self.mask), ("C2", self.uses_padding),
+                                       ("C3", self.interact)) if on]
+        return "+".join(parts) if parts else "text prompts only"
+
+    def summary(self) -> str:
+        return ", ".join(f"{k}={v}" for k, v in asdict(self).items())

@@ -1,0 +1,64 @@
+"""The registered `AMMPL` trainer: the shared CLIP prompt trainer plus AMMPL's model.
+
+Only `prompt_learner` is registered (checkpoint folder `prompt_learner/`, keys `ctx`, `P`,
+`pad`, `f_I.*`, `f_T.*`, `token_prefix`, `token_suffix`). Next to the checkpoints a small
+`ammpl_meta.json` records the class names and patch geometry, which `ammpl-viz masks`
+needs to draw the masks of saved epochs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from torch import nn
+
+from ammpl.engine import TRAINER_REGISTRY
+from ammpl.trainers.ammpl.config import AmmplSettings
+from ammpl.trainers.ammpl.model import AmmplCLIP
+from ammpl.trainers.base import CLIPPromptTrainer
+from ammpl.utils import write_json
+
+META_FILE = "ammpl_meta.json"
+
+
+def model_meta(model: AmmplCLIP) -> dict:
+    """What a mask picture needs besides the checkpoint: names and geometry."""
+    pl = model.prompt_learner
+    geometry = pl.geometry
+    return {
+        "classnames": list(pl.classnames),
+        "class_specific": model.settings.class_specific,
+        "grid": geometry.grid if geometry else None,
+        "patch_size": geometry.patch if geometry else None,
+        "image_size": geometry.grid * geometry.patch if geometry else None,
+        "settings": dict(vars(model.settings)),
+    }
+
+
+@TRAINER_REGISTRY.register()
+class AMMPL(CLIPPromptTrainer):
+    """Adaptive Multi-Modality Prompt Learning (Wu et al., ACM MM 2024)."""
+
+    CFG_NODE = "AMMPL"
+    MODEL_NAME = "prompt_learner"
+
+    def check_cfg(self, cfg) -> None:
+        super().check_cfg(cfg)
+        AmmplSettings.from_cfg(cfg.TRAINER.AMMPL)
+
+    def build_custom_clip(self, classnames: list[str], clip_model: nn.Module) -> nn.Module:
+        settings = AmmplSettings.from_cfg(self.cfg.TRAINER.AMMPL, seed=self.cfg.SEED)
+        variant = "class-specific" if settings.class_specific else "generalisable"
+        print(f"AMMPL: {variant} model, components {settings.components()}")
+        print(
+            f"AMMPL: test mask '{settings.test_mask}', text shift '{settings.text_shift}', "
+            f"order '{settings.interaction_order}', class chunk "
+            f"{settings.class_chunk or 'automatic'}"
+        )
+        return AmmplCLIP(settings, classnames, clip_model)
+
+    def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
+        super().save_model(epoch, directory, is_best, val_result, model_name)
+        folder = os.path.join(directory, self.MODEL_NAME)
+        if os.path.isdir(folder):
+            write_json(model_meta(self.model), os.path.join(folder, META_FILE))

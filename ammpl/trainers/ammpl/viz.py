@@ -1,0 +1,195 @@
+"""Mask pictures (paper Figure 3): which patches each class keeps, epoch after epoch.
+
+The masks come from the `P` tensor of saved checkpoints (`<run>/prompt_learner/
+model.pth.tar-<epoch>`; save intermediate epochs with TRAIN.CHECKPOINT_FREQ). Rows are
+(image, class) pairs, columns are epochs; masked patches are darkened and tinted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ammpl.engine.checkpoint import checkpoint_name, load_checkpoint, saved_epochs
+from ammpl.trainers.ammpl.masks import test_mask
+from ammpl.utils import CheckpointError, ConfigError
+
+MODEL_FOLDER = "prompt_learner"
+META_FILE = "ammpl_meta.json"
+PICTURE_MODES = ("threshold", "expected", "sample")
+MASKED_TINT = np.array([150.0, 20.0, 20.0])
+DEFAULT_IMAGE_SIZE = 224
+MAX_DEFAULT_CLASSES = 4
+
+
+@dataclass
+class MaskHistory:
+    """Keep values (C, b, b) in [0, 1] per saved epoch, and what they belong to."""
+
+    epochs: list[int]
+    keep: list[torch.Tensor]
+    classnames: list[str]
+    class_specific: bool
+    image_size: int
+
+
+def _read_meta(folder: Path) -> dict:
+    path = folder / META_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _keep_values(P: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed) if mode == "sample" else None
+    return test_mask(P.float(), mode, 1, per_image=False, generator=generator)[0]
+
+
+def load_mask_history(
+    model_dir: str | os.PathLike,
+    epochs: list[int] | None = None,
+    mode: str = "threshold",
+    seed: int = 0,
+) -> MaskHistory:
+    """Masks of the chosen (default: every saved) epoch of an AMMPL training run."""
+    if mode not in PICTURE_MODES:
+        raise ConfigError(f"mask mode must be one of {', '.join(PICTURE_MODES)}, got '{mode}'")
+    folder = Path(model_dir) / MODEL_FOLDER
+    available = saved_epochs(folder)
+    if not available:
+        raise CheckpointError(
+            f"No AMMPL checkpoints in {folder}: --model-dir must be the output folder of an "
+            "AMMPL training run"
+        )
+    chosen = list(epochs) if epochs else available
+    missing = [e for e in chosen if e not in available]
+    if missing:
+        raise CheckpointError(
+            f"No checkpoint for epoch(s) {missing} in {folder} (saved: "
+            f"{', '.join(map(str, available))}); train with TRAIN.CHECKPOINT_FREQ 1 to keep "
+            "every epoch"
+        )
+    keep = []
+    for epoch in chosen:
+        path = folder / checkpoint_name(epoch)
+        state = load_checkpoint(path)["state_dict"]
+        if "P" not in state:
+            raise CheckpointError(
+                f"{path} has no patch mask P: the run was not AMMPL or used TRAINER.AMMPL.MASK False"
+            )
+        keep.append(_keep_values(state["P"], mode, seed))
+    meta = _read_meta(folder)
+    n_masks = keep[0].shape[0]
+    classnames = meta.get("classnames") or [f"class {i}" for i in range(n_masks)]
+    class_specific = bool(meta.get("class_specific", keep[0].shape[0] > 1))
+    image_size = int(meta.get("image_size") or DEFAULT_IMAGE_SIZE)
+    return MaskHistory(chosen, keep, classnames, class_specific, image_size)
+
+
+def select_classes(history: MaskHistory, requested: list[str] | None) -> list[int]:
+    """Indices into the mask's class axis: by name or index; default the first few.
+
+    The generalisable model has one mask for every class: index 0.
+    """
+    if not history.class_specific:
+        return [0]
+    if not requested:
+        return list(range(min(MAX_DEFAULT_CLASSES, len(history.classnames))))
+    lowered = {name.lower(): i for i, name in enumerate(history.classnames)}
+    indices = []
+    for item in requested:
+        if item.isdigit() and int(item) < len(history.classnames):
+            indices.append(int(item))
+        elif item.lower().replace("_", " ") in lowered:
+            indices.append(lowered[item.lower().replace("_", " ")])
+        else:
+            shown = ", ".join(history.classnames[:10])
+            raise ConfigError(
+                f"Unknown class '{item}' for --classes; pass a class name or index "
+                f"(classes: {shown}{', …' if len(history.classnames) > 10 else ''})"
+            )
+    return indices
+
+
+def load_picture(path: str | os.PathLike, size: int) -> np.ndarray:
+    """The image as the test transform frames it: shorter side resized to `size`, centre crop."""
+    from PIL import Image
+
+    from ammpl.data.image_io import read_image
+
+    image = read_image(path)
+    scale = size / min(image.size)
+    width, height = (max(size, round(d * scale)) for d in image.size)
+    image = image.resize((width, height), Image.BICUBIC)
+    left, top = (width - size) // 2, (height - size) // 2
+    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float64)
+
+
+def shade(image: np.ndarray, keep: torch.Tensor) -> np.ndarray:
+    """Masked patches darkened and tinted, in proportion to 1 − keep."""
+    size = image.shape[0]
+    grid = keep.shape[-1]
+    patch = size // grid
+    pixels = np.kron(keep.numpy(), np.ones((patch, patch)))
+    pixels = np.pad(pixels, ((0, size - pixels.shape[0]), (0, size - pixels.shape[1])), "edge")
+    weight = pixels[..., None]
+    masked = 0.35 * image + 0.65 * MASKED_TINT
+    return np.clip(weight * image + (1 - weight) * masked, 0, 255).astype(np.uint8)
+
+
+def render_mask_grid(
+    images: list[np.ndarray],
+    image_names: list[str],
+    history: MaskHistory,
+    class_indices: list[int],
+    out: str | os.PathLike,
+) -> Path:
+    """Write the PNG grid: one row per (image, class), one column per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(i, c) for i in range(len(images)) for c in class_indices]
+    n_cols = len(history.epochs)
+    fig, axes = plt.subplots(
+        len(rows), n_cols, figsize=(1.9 * n_cols + 1.2, 1.9 * len(rows)), squeeze=False
+    )
+    for r, (image_index, class_index) in enumerate(rows):
+        for c, epoch in enumerate(history.epochs):
+            ax = axes[r][c]
+            ax.imshow(shade(images[image_index], history.keep[c][class_index]))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"epoch {epoch}", fontsize=9)
+        label = image_names[image_index]
+        if history.class_specific:
+            label += f"\n{history.classnames[class_index]}"
+        axes[r][0].set_ylabel(label, fontsize=8)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100, format="png")
+    plt.close(fig)
+    return out
+
+
+def mask_picture(
+    model_dir: str | os.PathLike,
+    image_paths: list[str],
+    out: str | os.PathLike,
+    epochs: list[int] | None = None,
+    classes: list[str] | None = None,
+    mode: str = "threshold",
+    seed: int = 0,
+) -> Path:
+    """Load the masks, frame the images and write the grid (what `ammpl-viz masks` does)."""
+    history = load_mask_history(model_dir, epochs, mode, seed)
+    class_indices = select_classes(history, classes)
+    images = [load_picture(path, history.image_size) for path in image_paths]
+    names = [Path(path).name for path in image_paths]
+    return render_mask_grid(images, names, history, class_indices, out)

@@ -1,0 +1,166 @@
+"""Trainable-parameter counts of every method at its paper config, computed by the code.
+
+Each method's model is built exactly as training builds it (the trainer's own
+`build_custom_clip` on the config file), on a randomly initialised CLIP of the requested
+architecture: counts depend on shapes only, so no weights are needed. docs/METHODS.md
+quotes the table this prints:
+
+    python -m ammpl.trainers.param_counts            # ViT-B/16 (random weights, ~1 s)
+    python -m ammpl.trainers.param_counts --backbone tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VIT_B16_ARCH = "ViT-B-16-quickgelu"
+
+
+@dataclass(frozen=True)
+class PaperConfig:
+    """One row of the table: a method at the config a protocol uses."""
+
+    method: str
+    trainer: str
+    config: str  # relative to configs/trainers/, "" = defaults only
+    protocols: str
+    n_classes: int = 2  # only class-specific context depends on it
+    opts: tuple[str, ...] = ()
+
+
+PAPER_CONFIGS: tuple[PaperConfig, ...] = (
+    PaperConfig("ZS-CLIP", "ZeroshotCLIP", "CoOp/vit_b16.yaml", "all (no training)"),
+    PaperConfig("CoOp (N 16)", "CoOp", "CoOp/vit_b16.yaml", "few-shot"),
+    PaperConfig("CoOp (N 4, init)", "CoOp", "CoOp/vit_b16_ctxv1.yaml", "base-to-new"),
+    PaperConfig(
+        "CoOp (N 16, CSC, ImageNet)",
+        "CoOp",
+        "CoOp/vit_b16_ep50.yaml",
+        "few-shot (CSC variant)",
+        n_classes=1000,
+        opts=("TRAINER.COOP.CSC", "True"),
+    ),
+    PaperConfig(
+        "CoCoOp",
+        "CoCoOp",
+        "CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml",
+        "base-to-new, cross-dataset, DG, few-shot",
+    ),
+    PaperConfig(
+        "IVLP", "IVLP", "IVLP/vit_b16_c2_ep5_batch4_2+2ctx.yaml", "base-to-new, cross-dataset"
+    ),
+    PaperConfig(
+        "DLP",
+        "IVLP",
+        "IVLP/vit_b16_c2_ep5_batch4_4ctx_language_only.yaml",
+        "base-to-new, cross-dataset",
+    ),
+    PaperConfig("VPT", "VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml", "base-to-new, cross-dataset"),
+    PaperConfig("MaPLe", "MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml", "base-to-new, few-shot"),
+    PaperConfig(
+        "MaPLe (cross-dataset)",
+        "MaPLe",
+        "MaPLe/vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml",
+        "cross-dataset, DG",
+    ),
+)
+
+
+def build_random_clip(backbone: str = "vit_b16") -> nn.Module:
+    """A frozen CLIP with random weights: "vit_b16" (open_clip ViT-B-16-quickgelu) or "tiny"."""
+    if backbone == "tiny":
+        from ammpl.clip.tiny import build_tiny_clip
+
+        model = build_tiny_clip()
+    elif backbone == "vit_b16":
+        import open_clip
+
+        with torch.random.fork_rng(devices=[]):
+            model = open_clip.create_model(VIT_B16_ARCH, pretrained=None)
+    else:
+        raise ValueError(f"unknown backbone {backbone!r}; expected 'vit_b16' or 'tiny'")
+    model.eval()
+    for param in model.parameters():
+        param.requires_grad_(False)
+    return model
+
+
+def load_paper_cfg(row: PaperConfig):
+    """Defaults + every method node ← the row's config file ← its opts."""
+    import ammpl.trainers  # noqa: F401  (registers every method's config node)
+    from ammpl.engine import get_cfg_default
+    from ammpl.engine.config import merge_from_file, merge_from_list
+
+    cfg = get_cfg_default()
+    if row.config:
+        merge_from_file(cfg, os.path.join(REPO_ROOT, "configs", "trainers", row.config))
+    if row.opts:
+        merge_from_list(cfg, list(row.opts))
+    return cfg
+
+
+def build_method_model(trainer: str, cfg, classnames: list[str], clip_model: nn.Module):
+    """The trainer's model, built by its own `build_custom_clip` without data or devices
+    (that method reads nothing but `self.cfg`); None for methods that learn nothing."""
+    from ammpl.engine import TRAINER_REGISTRY
+
+    trainer_cls = TRAINER_REGISTRY.get(trainer)
+    if not getattr(trainer_cls, "LEARNS", True):
+        return None
+    shell = trainer_cls.__new__(trainer_cls)
+    shell.cfg = cfg
+    return shell.build_custom_clip(classnames, clip_model)
+
+
+def trainable_names(model: nn.Module | None) -> dict[str, tuple[int, ...]]:
+    if model is None:
+        return {}
+    return {n: tuple(p.shape) for n, p in model.named_parameters() if p.requires_grad}
+
+
+def count_trainable(model: nn.Module | None) -> int:
+    if model is None:
+        return 0
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def paper_counts(
+    backbone: str = "vit_b16", rows: tuple[PaperConfig, ...] = PAPER_CONFIGS
+) -> list[tuple[PaperConfig, int]]:
+    """(row, trainable count) for each paper config, all on one random backbone."""
+    clip_model = build_random_clip(backbone)
+    results = []
+    for row in rows:
+        classnames = [f"class {i}" for i in range(row.n_classes)]
+        model = build_method_model(row.trainer, load_paper_cfg(row), classnames, clip_model)
+        results.append((row, count_trainable(model)))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    from contextlib import redirect_stdout
+    from io import StringIO
+
+    from tabulate import tabulate
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backbone", default="vit_b16", choices=["vit_b16", "tiny"])
+    args = parser.parse_args(argv)
+    with redirect_stdout(StringIO()):  # the builders' progress lines
+        results = paper_counts(args.backbone)
+    table = [
+        [row.method, row.trainer, row.config or "(defaults)", row.protocols, f"{count:,}"]
+        for row, count in results
+    ]
+    headers = ["method", "trainer", "config", "protocols", "trainable"]
+    print(tabulate(table, headers=headers, tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Session-wide test setup: offline, a private HOME, and shared fixture data.
+
+Everything runs on the tiny random CLIP (`MODEL.BACKBONE.NAME tiny`) and on fixture
+datasets written to temporary folders in the exact on-disk layout of the real ones.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+# Never touch the network or the user's caches from a test.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.pop("AMMPL_CLIP_PATH", None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_home(tmp_path_factory: pytest.TempPathFactory):
+    """A throw-away HOME so caches (~/.cache/clip, ~/.cache/ammpl) never leak between runs."""
+    home = tmp_path_factory.mktemp("home")
+    old = os.environ.get("HOME")
+    os.environ["HOME"] = str(home)
+    yield home
+    if old is not None:
+        os.environ["HOME"] = old
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def benchmark_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tiny copies of every benchmark dataset (5 classes, 10 images each)."""
+    from ammpl.data.fixtures import make_fixture
+
+    root = tmp_path_factory.mktemp("benchmarks")
+    make_fixture(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The built-in demo data, generated once per session."""
+    return tmp_path_factory.mktemp("shapes_data")
