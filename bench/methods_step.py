@@ -53,7 +53,7 @@ ROWS = (
     BenchRow("DLP", "IVLP", "IVLP/vit_b16_c2_ep5_batch4_4ctx_language_only.yaml"),
     BenchRow("VPT", "VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml"),
     BenchRow("MaPLe", "MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml"),
-    BenchRow("AMMPL", "AMMPL", "AMMPL/vit_b16_c4_ep5_batch4_b2n.yaml"),
+    BenchRow("AMMPL", "AMMPL", "AMMPL/vit_b16_c4_ep5_batch4_ctxv1.yaml"),
 )
 
 
@@ -162,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-batch", type=int, default=0, help="0 = the config's (100)")
     parser.add_argument("--iters", type=int, default=3, help="timed calls (best is kept)")
     parser.add_argument("--methods", nargs="*", help="subset of method names")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but no GPU is available")
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
             table.append(result)
     print(
         f"backbone {args.backbone}, device {device}, precision {args.prec}, "
-        f"{args.classes} classes, best of {args.iters}"
+        f"{args.classes} classes, {torch.get_num_threads()} CPU threads, best of {args.iters}"
     )
     headers = ["method", "trainable", "train batch", "step ms", "train img/s", "eval batch",
                "eval img/s"]  # fmt: skip

@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from ammpl.engine import build_trainer, get_cfg_default, merge_from_file, merge_from_list
-from ammpl.engine import set_random_seed
+from ammpl.engine import (
+    build_trainer,
+    get_cfg_default,
+    merge_from_file,
+    merge_from_list,
+    set_random_seed,
+)
 from ammpl.trainers.ivlp import REFERENCE_KEY_MAP
 from ammpl.utils import CheckpointError
 
@@ -83,8 +88,11 @@ def test_t10_base_to_new_round_trip(repo_root, benchmark_root, tmp_path, method)
 
     new = build(repo_root, benchmark_root, tmp_path / "new", method, "new", seed=2)
     new_module = new._models[name]
-    buffers = {k: v.clone() for k, v in new_module.state_dict().items()
-               if k.rsplit(".", 1)[-1] in CLASS_BUFFERS}
+    buffers = {
+        k: v.clone()
+        for k, v in new_module.state_dict().items()
+        if k.rsplit(".", 1)[-1] in CLASS_BUFFERS
+    }
     new.load_model(str(tmp_path / "base"), epoch=1)
     loaded = trainable(new, method)
     assert set(loaded) == set(trained)

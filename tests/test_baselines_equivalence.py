@@ -142,7 +142,14 @@ def test_t4_batched_text_pass_equals_per_image_loop(clip2, batch, chunk):
     cocoop.text_chunk_size = chunk
     learner = cocoop.prompt_learner
     params = [learner.ctx, learner.meta_net.linear1.weight, learner.meta_net.linear2.weight]
-    batched = cocoop(batch)
+    passes = []
+    handle = cocoop.text_encoder.register_forward_pre_hook(lambda _m, args: passes.append(1))
+    try:
+        batched = cocoop(batch)
+    finally:
+        handle.remove()
+    images_per_pass = max(1, chunk // len(CLASSNAMES))
+    assert len(passes) == -(-batch.shape[0] // images_per_pass)  # one pass when B·K fits
     looped = cocoop_per_image_loop(cocoop, batch)
     assert_close(batched, looped)
     batched_grads = torch.autograd.grad(F.cross_entropy(batched, LABELS), params)
@@ -161,16 +168,16 @@ def test_cocoop_batch_of_one_image(clip2, batch):
 
 
 def couple(maple: MaPLeCLIP, ivlp: IVLPCLIP) -> None:
-    """IVLP parameters = MaPLe's prompts under the coupling map."""
+    """IVLP parameters = MaPLe's prompts under the coupling map (BASELINES T5), written out
+    here rather than taken from MaPLe's own code."""
     learner = maple.prompt_learner
     with torch.no_grad():
         ivlp.prompt_learner.ctx.copy_(learner.ctx)
-        shallow, deep_vision = learner.vision_prompts()
-        ivlp.vision_prompts.shallow.copy_(shallow)
-        for block, (text, vision) in enumerate(
-            zip(learner.compound_prompts_text, deep_vision), start=1
-        ):
+        ivlp.vision_prompts.shallow.copy_(learner.proj(learner.ctx))
+        for block in range(1, learner.depth):
+            text = learner.compound_prompts_text[block - 1]
             ivlp.text_prompts.deep[str(block)].copy_(text)
+            vision = learner.compound_prompt_projections[block - 1](text)
             ivlp.vision_prompts.deep[str(block)].copy_(vision)
 
 
@@ -273,8 +280,11 @@ def test_t6_maple_depth_semantics(clip3, batch, depth):
     logits, seen = run_with_hooks(model, batch, clip3.transformer, clip3.visual.transformer)
     vision_prompt, deep_vision = learner.vision_prompts()
     check_block_inputs(
-        clip3.transformer.resblocks, seen["text"], list(learner.compound_prompts_text),
-        slice(1, 3), causal=True,
+        clip3.transformer.resblocks,
+        seen["text"],
+        list(learner.compound_prompts_text),
+        slice(1, 3),
+        causal=True,
     )
     assert seen["vision"][0].shape[1] == 50 + 2
     shallow = vision_prompt.detach().half().float()

@@ -115,8 +115,9 @@ def test_reference_fp16_precision_map():
     for method in ("CoCoOp", "IVLP", "MaPLe"):
         row = ROWS[method]
         model = build_method_model(row.trainer, load_paper_cfg(row), CLASSNAMES, clip_model)
-        dtypes.update({f"{method}:{n}": p.dtype for n, p in model.named_parameters()
-                       if p.requires_grad})
+        dtypes.update(
+            {f"{method}:{n}": p.dtype for n, p in model.named_parameters() if p.requires_grad}
+        )
     half = {n for n, dtype in dtypes.items() if dtype == torch.float16}
     assert half == {
         "CoCoOp:prompt_learner.ctx",
@@ -147,3 +148,17 @@ def test_maple_deep_projections_start_identical(clip_model):
     first, second = model.prompt_learner.compound_prompt_projections
     assert torch.equal(first.weight, second.weight) and first.weight is not second.weight
     assert not torch.equal(first.weight, model.prompt_learner.proj.weight)
+
+
+@pytest.mark.parametrize(("prec", "expected"), [("fp16", "fp32"), ("fp32", "fp32"), ("amp", "amp")])
+def test_vpt_runs_a_float_clip_whatever_prec_says(prec, expected):
+    """Quirk Q7: the reference VPT loads CLIP in fp32 even with PREC fp16; amp stays amp."""
+    from ammpl.engine import TRAINER_REGISTRY
+
+    row = ROWS["VPT"]
+    cfg = load_paper_cfg(row)
+    cfg.TRAINER.VPT.PREC = prec
+    trainer_cls = TRAINER_REGISTRY.get("VPT")
+    shell = trainer_cls.__new__(trainer_cls)
+    shell.cfg = cfg
+    assert shell.requested_precision() == expected

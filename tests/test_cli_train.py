@@ -62,8 +62,8 @@ def test_coop_trains_saves_and_evaluates_on_new_classes(repo_root, benchmark_roo
     new_out = tmp_path / "test_new"
     code = run_train(
         common_args(repo_root, benchmark_root, "caltech101", new_out, "CoOp")
-        + TINY
         + ["--eval-only", "--model-dir", out, "--load-epoch", 2]
+        + TINY
         + ["DATASET.NUM_SHOTS", 2, "DATASET.SUBSAMPLE_CLASSES", "new", "TRAINER.COOP.N_CTX", 4]
     )
     assert code == 0

@@ -71,6 +71,13 @@ def test_imagenet_list_cache_is_written_and_reused(tmp_path):
     assert impaths(second.train_x) == impaths(first.train_x[:7])
 
 
+def test_imagenet_list_cache_honours_cache_dir(tmp_path):
+    infos = make_fixture(tmp_path / "data", ["ImageNet"])
+    FixtureTree(tmp_path / "data", infos).build("ImageNet", CACHE_DIR=str(tmp_path / "cache"))
+    assert (tmp_path / "cache" / "imagenet" / "preprocessed.ammpl.json").is_file()
+    assert not (tmp_path / "data" / "imagenet" / "preprocessed.ammpl.json").exists()
+
+
 def _pickle_like_coop(path, lists) -> None:
     """Write lists as pickled `dassl.data.datasets.base_dataset.Datum` objects."""
     module = "dassl.data.datasets.base_dataset"

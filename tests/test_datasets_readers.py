@@ -11,6 +11,7 @@ import yaml
 from _datasets_helpers import BENCHMARKS, SPLIT_FILE_DATASETS, VARIANTS, tree_fixture
 
 from ammpl.data.check import DATASET_STEMS
+from ammpl.data.fixtures import ALL_DATASETS
 from ammpl.data.registry import DATASET_REGISTRY
 from ammpl.utils.errors import DataError
 
@@ -183,6 +184,7 @@ def test_every_dataset_config_names_its_reader(repo_root):
         assert config == {"DATASET": {"NAME": name}}
         assert name in DATASET_REGISTRY
     assert set(DATASET_STEMS) == set(ALL)
+    assert tuple(DATASET_STEMS) == ALL_DATASETS
 
 
 def test_fixture_rejects_sizes_the_split_rules_cannot_split(tmp_path):

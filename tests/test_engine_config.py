@@ -160,7 +160,14 @@ def test_merge_order_of_setup_cfg(tmp_path, coop_node):
         trainer="CoOp",
         backbone="ViT-B/16",
         head="",
-        opts=["OPTIM.MAX_EPOCH", "7", "TRAINER.COOP.N_CTX", "4", "DATASET.SUBSAMPLE_CLASSES", "base"],
+        opts=[
+            "OPTIM.MAX_EPOCH",
+            "7",
+            "TRAINER.COOP.N_CTX",
+            "4",
+            "DATASET.SUBSAMPLE_CLASSES",
+            "base",
+        ],
     )
     cfg = setup_cfg(args)
     assert cfg.is_frozen()
@@ -230,6 +237,7 @@ def test_unknown_key_without_any_similar_key():
         (["INPUT.SIZE", "224"], "expects a tuple"),
         (["OPTIM", "1"], "is a section; give a full key such as 'OPTIM.NAME'"),
         (["OPTIM.LR", "0.1", "OPTIM.GAMMA"], "KEY VALUE pairs; got 3 items"),
+        (["OPTIM.LR", "0.1", "--eval-only"], "'--eval-only' appears among the trailing"),
     ],
 )
 def test_bad_command_line_values(opts, message):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from _engine_helpers import make_cfg
+
 from ammpl.engine import (
     EVALUATOR_REGISTRY,
     TRAINER_REGISTRY,

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 import torch
-
 from _engine_helpers import SyntheticTrainer, make_cfg
+
 from ammpl.engine import read_json, set_random_seed, setup_logger
 from ammpl.engine.logger import close_logger
 from ammpl.engine.trainer import NonFiniteLossError
@@ -90,6 +90,13 @@ def test_log_lines_and_final_test(reference_run):
 
 def test_finished_folder_holds_what_dassl_leaves(reference_run):
     out, _, _ = reference_run
+    try:
+        import tensorboard  # noqa: F401
+
+        has_tensorboard = True
+    except ImportError:
+        has_tensorboard = False
+    assert (out / "tensorboard").is_dir() == has_tensorboard
     assert listing(out / "model") == ["checkpoint", "model.pth.tar-4"]
     assert (out / "model" / "checkpoint").read_text() == "model.pth.tar-4\n"
     assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
@@ -199,7 +206,9 @@ def test_eval_only_loads_epoch_and_reports(reference_run, tmp_path, capsys):
     record = read_json(tmp_path / "eval" / "results.json")
     assert record["eval_only"] is True and record["status"] == "evaluated"
     assert record["results"]["test"]["epoch"] == 4
-    assert accuracy == pytest.approx(read_json(reference.run_record.path)["results"]["test"]["accuracy"])
+    assert accuracy == pytest.approx(
+        read_json(reference.run_record.path)["results"]["test"]["accuracy"]
+    )
     assert f"Load {os.path.join(str(train_dir), 'model', 'model.pth.tar-4')} to model" in (
         capsys.readouterr().out
     )
@@ -215,7 +224,7 @@ def test_non_finite_loss_is_reported(tmp_path):
     cfg = make_cfg(tmp_path, **{"OPTIM.LR": 1e30, "OPTIM.WARMUP_EPOCH": -1})
     with pytest.raises(NonFiniteLossError, match=r"epoch \d+, batch \d+"):
         run(cfg, log=False)
-    assert read_json(tmp_path / "results.json")["status"] == "interrupted"
+    assert read_json(tmp_path / "results.json")["status"] == "failed: NonFiniteLossError"
 
 
 class _FakeTerminal(io.StringIO):

@@ -145,17 +145,22 @@ def _records_to_data(records: Any, source: str, part: str, dataset_dir: str) -> 
     return items
 
 
-def _read_pickle(path: str, dataset_dir: str, has_val: bool) -> tuple[list, list | None]:
+def read_dassl_pickle(path: str, dataset_dir: str, parts: Sequence[str]) -> dict[str, list[Datum]]:
+    """The lists named in `parts` from a pickle of Dassl Datum objects (CoOp's few-shot and
+    ImageNet caches), read without Dassl installed; paths re-rooted if the data moved."""
     try:
         with open(path, "rb") as handle:
             data = _DasslDatumUnpickler(handle).load()
     except Exception as exc:  # any corrupt or foreign pickle: one actionable line
-        raise DataError(f"Cannot read few-shot cache {path}: {exc}; {_DELETE_HINT}") from None
-    if not isinstance(data, dict) or "train" not in data or (has_val and "val" not in data):
-        raise DataError(f"Few-shot cache {path} lacks the train/val lists; {_DELETE_HINT}")
-    train = _records_to_data(data["train"], path, "train", dataset_dir)
-    val = _records_to_data(data["val"], path, "val", dataset_dir) if has_val else None
-    return train, val
+        raise DataError(f"Cannot read cache {path}: {exc}; {_DELETE_HINT}") from None
+    if not isinstance(data, dict) or not set(parts) <= set(data):
+        raise DataError(f"Cache {path} lacks the {'/'.join(parts)} lists; {_DELETE_HINT}")
+    return {part: _records_to_data(data[part], path, part, dataset_dir) for part in parts}
+
+
+def _read_pickle(path: str, dataset_dir: str, has_val: bool) -> tuple[list, list | None]:
+    lists = read_dassl_pickle(path, dataset_dir, ("train", "val") if has_val else ("train",))
+    return lists["train"], lists.get("val")
 
 
 # ---------------------------------------------------------------- our JSON cache

@@ -12,6 +12,7 @@ import os
 import pickle
 import re
 import shutil
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
@@ -143,7 +144,9 @@ def load_checkpoint(fpath: str | os.PathLike) -> Any:
     if not os.path.isfile(fpath):
         raise CheckpointError(f"No checkpoint at {fpath}")
     try:
-        return torch.load(fpath, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols of junk files
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(fpath, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only load failed" not in str(exc).lower():
             raise _corrupt(fpath) from exc

@@ -339,6 +339,12 @@ def merge_from_list(cfg: _YacsCfgNode, opts: Sequence[Any] | None) -> _YacsCfgNo
         return cfg
     _check_not_frozen(cfg)
     opts = list(opts)
+    flags = [str(o) for o in opts[0::2] if str(o).startswith("--")]
+    if flags:
+        raise ConfigError(
+            f"'{flags[0]}' appears among the trailing KEY VALUE config overrides; "
+            "put command-line flags before the first KEY VALUE pair"
+        )
     if len(opts) % 2:
         raise ConfigError(
             f"Config overrides must be KEY VALUE pairs; got {len(opts)} items "

@@ -288,11 +288,11 @@ class TrainerBase:
                 self.run_epoch()
                 self.after_epoch()
             self.after_train()
-        except BaseException:
-            self.on_train_interrupted()
+        except BaseException as error:
+            self.on_train_interrupted(error)
             raise
 
-    def on_train_interrupted(self) -> None:
+    def on_train_interrupted(self, error: BaseException) -> None:
         """Called when train() is left by an exception (KeyboardInterrupt included)."""
         self.close_writer()
 
@@ -411,9 +411,10 @@ class SimpleTrainer(TrainerBase):
         if self.cfg.RESUME:
             directory = self.cfg.RESUME
             if not self.has_checkpoint(directory):
+                name = (self.get_model_names() or ["<model>"])[0]
                 raise CheckpointError(
                     f"RESUME {directory}: no checkpoint to resume from (expected "
-                    f"{os.path.join(directory, self.get_model_names()[0], POINTER_NAME)})"
+                    f"{os.path.join(directory, name, POINTER_NAME)})"
                 )
         self.start_epoch = self.resume_model_if_exist(directory)
         self._epochs_done = self.start_epoch
@@ -464,10 +465,11 @@ class SimpleTrainer(TrainerBase):
         self.run_record.status = "finished"
         self.run_record.save()
 
-    def on_train_interrupted(self) -> None:
+    def on_train_interrupted(self, error: BaseException) -> None:
         self._end_progress()
-        super().on_train_interrupted()
-        self.run_record.status = "interrupted"
+        super().on_train_interrupted(error)
+        interrupted = isinstance(error, KeyboardInterrupt)
+        self.run_record.status = "interrupted" if interrupted else f"failed: {type(error).__name__}"
         try:
             self.run_record.save()
         except OSError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 import torch
 import torch.nn.functional as F
@@ -25,21 +25,15 @@ from ammpl.engine import (
     load_checkpoint,
     load_pretrained_weights,
 )
+from ammpl.engine.precision import (
+    PRECISIONS,
+    autocast_context,
+    make_grad_scaler,
+    resolve_precision,
+)
 from ammpl.utils import CheckpointError, ConfigError
 
-PRECISIONS = ("fp16", "fp32", "amp", "bf16")
 CLASS_BUFFER_KEYS = ("token_prefix", "token_suffix")
-
-
-def resolve_precision(prec: str, device: torch.device) -> str:
-    """The precision actually used: half precision does not train on a CPU, so fp16/amp
-    fall back to fp32 there (said once in the log)."""
-    if prec not in PRECISIONS:
-        raise ConfigError(f"PREC must be one of {', '.join(PRECISIONS)}, got '{prec}'")
-    if device.type != "cuda" and prec in ("fp16", "amp"):
-        print(f"Note: PREC '{prec}' needs a GPU; running in fp32 on {device.type}")
-        return "fp32"
-    return prec
 
 
 def load_clip_for(cfg, device: torch.device) -> nn.Module:
@@ -158,7 +152,7 @@ class CLIPPromptTrainer(TrainerX):
             self.optim, self.sched = None, None
         self.register_model(self.MODEL_NAME, registered, self.optim, self.sched)
 
-        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "amp" else None
+        self.scaler = make_grad_scaler(self.precision, self.device)
         self.record_run_info()
 
     def report_parameters(self) -> None:
@@ -177,11 +171,7 @@ class CLIPPromptTrainer(TrainerX):
 
     # -- precision -----------------------------------------------------------------
     def autocast(self) -> AbstractContextManager:
-        if self.precision == "amp":
-            return torch.autocast(device_type=self.device.type, dtype=torch.float16)
-        if self.precision == "bf16":
-            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
-        return nullcontext()
+        return autocast_context(self.precision, self.device)
 
     # -- training / inference ------------------------------------------------------
     def forward_logits(self, image: torch.Tensor, label: torch.Tensor | None = None):

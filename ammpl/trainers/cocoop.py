@@ -22,6 +22,10 @@ from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.coop import CoOpPromptLearner
 
+# (image, class) sequences spliced and encoded per text pass: bounds memory at evaluation,
+# where the reference batch of 100 images times K classes would not fit at once.
+DEFAULT_TEXT_CHUNK = 4096
+
 
 def extend_cfg(cfg: CN) -> None:
     cfg.TRAINER.COCOOP = CN()
@@ -88,20 +92,28 @@ class CoCoOpCLIP(nn.Module):
     text pass, whenever B·K fits: always in training with the batch-1 configs).
     """
 
-    text_chunk_size: int = 4096
-
     def __init__(self, node: CN, classnames: list[str], clip_model: nn.Module) -> None:
         super().__init__()
         self.prompt_learner = CoCoOpPromptLearner(node, classnames, clip_model)
         self.image_encoder = ImageEncoder(clip_model)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.text_chunk_size = DEFAULT_TEXT_CHUNK
+
+    @property
+    def text_chunk_size(self) -> int:
+        return self.text_encoder.chunk_size
+
+    @text_chunk_size.setter
+    def text_chunk_size(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"text_chunk_size must be ≥ 1, got {size}")
+        self.text_encoder.chunk_size = size
 
     def per_image_text_features(self, image_features: torch.Tensor) -> torch.Tensor:
         """Normalised text features (B, K, e) of every image's own prompts."""
         learner = self.prompt_learner
         ctx = learner.conditioned_context(image_features)
-        self.text_encoder.chunk_size = self.text_chunk_size
         images_per_pass = max(1, self.text_chunk_size // learner.n_cls)
         features = []
         for start in range(0, ctx.shape[0], images_per_pass):

@@ -72,8 +72,8 @@ def map_reference_state_dict(
 
 
 def clamp_depth(depth: int, n_blocks: int, what: str) -> int:
-    """Depths beyond the tower's blocks act as "every block" (as in the reference, where
-    only existing blocks own prompts); said once so a small test backbone runs the configs."""
+    """Depths beyond the tower's blocks act as "every block", as in the reference, where
+    only existing blocks own prompts (so the paper configs also run on the tiny backbone)."""
     if depth < 0:
         raise ConfigError(f"{what} must be ≥ 0, got {depth}")
     if depth > n_blocks:
@@ -187,7 +187,9 @@ class IVLPCLIP(nn.Module):
         vision_depth = clamp_depth(node.PROMPT_DEPTH_VISION, vision_blocks, "PROMPT_DEPTH_VISION")
         device = clip_model.ln_final.weight.device
 
-        self.prompt_learner = VLPromptLearner(node.N_CTX_TEXT, node.CTX_INIT, classnames, clip_model)
+        self.prompt_learner = VLPromptLearner(
+            node.N_CTX_TEXT, node.CTX_INIT, classnames, clip_model
+        )
         n_ctx_text = self.prompt_learner.n_ctx
         self.text_prompts = TowerPrompts(
             text_depth, n_ctx_text, clip_model.ln_final.weight.shape[0], False, device

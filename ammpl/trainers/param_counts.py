@@ -69,6 +69,19 @@ PAPER_CONFIGS: tuple[PaperConfig, ...] = (
         "MaPLe/vit_b16_c2_ep5_batch4_2ctx_cross_datasets.yaml",
         "cross-dataset, DG",
     ),
+    PaperConfig(
+        "AMMPL (generalisable)",
+        "AMMPL",
+        "AMMPL/vit_b16_c4_ep5_batch4_ctxv1.yaml",
+        "base-to-new, cross-dataset",
+    ),
+    PaperConfig(
+        "AMMPL (class-specific, 100 classes)",
+        "AMMPL",
+        "AMMPL/vit_b16_c4_ep5_batch4_ctxv1_csc.yaml",
+        "few-shot",
+        n_classes=100,
+    ),
 )
 
 

@@ -8,7 +8,6 @@ the core's restricted unpickler); ours is `preprocessed.ammpl.json` with relativ
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Any, ClassVar
 
 from ammpl.data.base import DatasetBase, Datum
@@ -23,10 +22,9 @@ from ammpl.data.datasets.benchmark import (
     require_files,
 )
 from ammpl.data.fewshot_cache import (
-    _DasslDatumUnpickler,
-    _records_to_data,
     dataset_cache_dir,
     find_cached_file,
+    read_dassl_pickle,
 )
 from ammpl.data.registry import DATASET_REGISTRY, dataset_root
 from ammpl.data.splits import listdir_nohidden
@@ -82,16 +80,7 @@ def listed_data(entries: list[Entry]) -> list[Datum]:
 
 def read_coop_cache(path: str, dataset_dir: str) -> dict[str, list[Datum]]:
     """`{"train", "test"}` from CoOp's pickle of Dassl Datum objects (no Dassl needed)."""
-    try:
-        with open(path, "rb") as handle:
-            data = _DasslDatumUnpickler(handle).load()
-    except (OSError, EOFError, pickle.UnpicklingError, AttributeError, TypeError) as exc:
-        raise DataError(f"Cannot read {path}: {exc}; delete it to rebuild the lists") from None
-    if not isinstance(data, dict) or not {"train", "test"} <= set(data):
-        raise DataError(f"{path} lacks the train/test lists; delete it to rebuild the lists")
-    return {
-        part: _records_to_data(data[part], path, part, dataset_dir) for part in ("train", "test")
-    }
+    return read_dassl_pickle(path, dataset_dir, ("train", "test"))
 
 
 def read_our_cache(path: str, dataset_dir: str) -> dict[str, list[Entry]]:

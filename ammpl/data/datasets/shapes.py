@@ -1,8 +1,10 @@
 """Shapes: a built-in 4-class demo set, generated on first use, laid out like the benchmarks.
 
-96×96 PNGs of a circle, square, triangle or star (random colour, size, position, rotation)
-over cluttered backgrounds (noise, small blobs, thin lines), so that most image patches carry
-no class information. 40 train / 10 val / 30 test images per class. Everything is drawn from
+96×96 PNGs of a circle, square, triangle or star (random size, position, rotation) over
+cluttered backgrounds (noise, small blobs, thin lines), so that most image patches carry no
+class information. Shape colours vary, but each class leans to its own palette (3 times in
+4) and otherwise takes any colour: real CLIP reads the shape, and even the tiny random demo
+backbone, which cannot see shapes, has a learnable colour cue. 40 train / 10 val / 30 test images per class. Everything is drawn from
 one fixed NumPy Generator, so every machine produces the same pixels and the same split file.
 """
 
@@ -32,6 +34,14 @@ SPLIT_SIZES = (("train", 40), ("val", 10), ("test", 30))
 IMAGE_SIZE = 96
 GENERATOR_SEED = 20240517
 MIN_CONTRAST = 150  # L1 distance between shape and background colour
+PALETTES = {  # centre colour per class; jittered, and used with probability PALETTE_SHARE
+    "circle": (220, 60, 50),
+    "square": (60, 200, 70),
+    "triangle": (50, 90, 230),
+    "star": (235, 215, 40),
+}
+PALETTE_SHARE = 0.9
+PALETTE_JITTER = 25.0
 
 
 def _polygon(cx: float, cy: float, radii: list[float], angle: float) -> list[tuple[float, float]]:
@@ -60,6 +70,13 @@ def _random_colour(rng: np.random.Generator) -> tuple[int, int, int]:
     return red, green, blue
 
 
+def _shape_colour(rng: np.random.Generator, classname: str) -> np.ndarray:
+    if rng.uniform() < PALETTE_SHARE:
+        centre = np.asarray(PALETTES[classname], dtype=float)
+        return np.clip(centre + rng.normal(0.0, PALETTE_JITTER, size=3), 0, 255).astype(int)
+    return rng.integers(0, 256, size=3)
+
+
 def _render(rng: np.random.Generator, classname: str) -> Image.Image:
     size = IMAGE_SIZE
     background = rng.integers(40, 200, size=3)
@@ -80,9 +97,9 @@ def _render(rng: np.random.Generator, classname: str) -> Image.Image:
     margin = radius * 1.15 + 1
     cx, cy = rng.uniform(margin, size - margin, size=2)
     angle = rng.uniform(0, 2 * math.pi)
-    colour = rng.integers(0, 256, size=3)
+    colour = _shape_colour(rng, classname)
     while np.abs(colour - background).sum() < MIN_CONTRAST:  # keep the shape visible
-        colour = rng.integers(0, 256, size=3)
+        colour = _shape_colour(rng, classname)
     _draw_shape(draw, classname, cx, cy, radius, angle, tuple(int(c) for c in colour))
     return image
 

@@ -49,7 +49,7 @@ def sample_train_mask(
     return straight_through(sample, grid)
 
 
-def test_mask(
+def eval_mask(
     P: torch.Tensor,
     mode: str,
     batch_size: int,

@@ -32,7 +32,7 @@ from ammpl.clip.text_encoder import TextEncoder
 from ammpl.trainers.ammpl.chunking import BlockPlan, auto_budget
 from ammpl.trainers.ammpl.config import AmmplSettings
 from ammpl.trainers.ammpl.interaction import GroupedMLP, hidden_width
-from ammpl.trainers.ammpl.masks import init_keep_probability, sample_train_mask, test_mask
+from ammpl.trainers.ammpl.masks import eval_mask, init_keep_probability, sample_train_mask
 from ammpl.trainers.ammpl.padding import (
     compose_images,
     embed_patches,
@@ -165,7 +165,7 @@ class AmmplPromptLearner(ClassPrompts):
             if self._test_generator is None:
                 self._test_generator = torch.Generator().manual_seed(s.seed)
             generator = self._test_generator
-        return test_mask(self.P, s.test_mask, batch_size, s.mask_per_image, generator)
+        return eval_mask(self.P, s.test_mask, batch_size, s.mask_per_image, generator)
 
     def fill(self, classes: slice, E: torch.Tensor | None) -> torch.Tensor | None:
         """What masked patches show: (B|1, C|1, u, q, q) = N_i (+ E[b, i]), None = zeros."""

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ammpl.engine.checkpoint import checkpoint_name, load_checkpoint, saved_epochs
-from ammpl.trainers.ammpl.masks import test_mask
+from ammpl.trainers.ammpl.masks import eval_mask
 from ammpl.utils import CheckpointError, ConfigError
 
 MODEL_FOLDER = "prompt_learner"
@@ -45,7 +45,7 @@ def _read_meta(folder: Path) -> dict:
 
 def _keep_values(P: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed) if mode == "sample" else None
-    return test_mask(P.float(), mode, 1, per_image=False, generator=generator)[0]
+    return eval_mask(P.float(), mode, 1, per_image=False, generator=generator)[0]
 
 
 def load_mask_history(
@@ -78,7 +78,8 @@ def load_mask_history(
         state = load_checkpoint(path)["state_dict"]
         if "P" not in state:
             raise CheckpointError(
-                f"{path} has no patch mask P: the run was not AMMPL or used TRAINER.AMMPL.MASK False"
+                f"{path} has no patch mask P: the run was not AMMPL, or it used "
+                "TRAINER.AMMPL.MASK False"
             )
         keep.append(_keep_values(state["P"], mode, seed))
     meta = _read_meta(folder)

@@ -1,0 +1,119 @@
+# Shared logic of the protocol scripts (method-agnostic); source it, do not run it.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+#   parse_script_flags "$@"; set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
+#
+# Functions:
+#   parse_script_flags ARGS...   strips --dry-run (sets DRY_RUN=1); the rest in SCRIPT_ARGS
+#   require_args N USAGE ARGS... exit 2 with USAGE unless at least N arguments are given
+#   require_data                 exit 2 unless $DATA names an existing folder
+#   is_int VALUE                 true for a non-negative integer (optional positional args)
+#   run_is_done DIR              true when DIR/results.json holds a test accuracy
+#   config_max_epoch CFG [KEY VALUE ...]   OPTIM.MAX_EPOCH of a config file, trailing
+#                                overrides applied (the epoch an evaluation must load)
+#   run_train DIR ARGS...        run train.py ARGS unless DIR is done; with DRY_RUN print it
+#   dataset_config NAME          path of configs/datasets/NAME.yaml (exit 2 listing names if absent)
+#   method_config TRAINER CFG    path of configs/trainers/TRAINER/CFG.yaml (exit 2 if absent)
+#
+# Variables: REPO_ROOT (checkout), PYTHON (${PYTHON:-python}), OUTPUT_ROOT (${OUTPUT_ROOT:-output},
+# relative to the current directory), DATA (datasets folder, from the environment).
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python}"
+OUTPUT_ROOT="${OUTPUT_ROOT:-output}"
+DRY_RUN="${DRY_RUN:-0}"
+
+die() {
+    echo "error: $*" >&2
+    exit 2
+}
+
+parse_script_flags() {
+    SCRIPT_ARGS=()
+    local arg
+    for arg in "$@"; do
+        if [[ "$arg" == "--dry-run" ]]; then
+            DRY_RUN=1
+        else
+            SCRIPT_ARGS+=("$arg")
+        fi
+    done
+}
+
+require_args() {
+    local needed="$1" usage="$2"
+    shift 2
+    if (($# < needed)); then
+        echo "usage: $(basename "$0") $usage" >&2
+        exit 2
+    fi
+}
+
+require_data() {
+    if [[ -z "${DATA:-}" ]]; then
+        die "DATA is not set: export DATA=/path/to/datasets (the folder holding the dataset folders)"
+    fi
+    if [[ ! -d "$DATA" ]]; then
+        die "DATA=$DATA is not a folder: export DATA=/path/to/datasets"
+    fi
+}
+
+is_int() {
+    [[ "${1:-}" =~ ^[0-9]+$ ]]
+}
+
+run_is_done() {
+    "$PYTHON" -c '
+import json, sys
+try:
+    record = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(1)
+test = (record.get("results") or {}).get("test") or {}
+sys.exit(0 if isinstance(test.get("accuracy"), (int, float)) else 1)
+' "$1/results.json"
+}
+
+config_max_epoch() {
+    "$PYTHON" -c '
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1])) or {}
+epoch = (cfg.get("OPTIM") or {}).get("MAX_EPOCH", 10)
+opts = sys.argv[2:]
+for key, value in zip(opts[::2], opts[1::2]):
+    if key == "OPTIM.MAX_EPOCH":
+        epoch = value
+print(int(epoch))
+' "$@"
+}
+
+run_train() {
+    local dir="$1"
+    shift
+    if [[ "$DRY_RUN" == "1" ]]; then
+        printf '%q ' "$PYTHON" "$REPO_ROOT/train.py" "$@"
+        printf '\n'
+        return 0
+    fi
+    if run_is_done "$dir"; then
+        echo "Results are available in $dir (results.json has a test result). Skip this job"
+        return 0
+    fi
+    "$PYTHON" "$REPO_ROOT/train.py" "$@"
+}
+
+dataset_config() {
+    local path="$REPO_ROOT/configs/datasets/$1.yaml"
+    if [[ ! -f "$path" ]]; then
+        local names
+        names="$(cd "$REPO_ROOT/configs/datasets" && ls -- *.yaml | sed 's/\.yaml$//' | tr '\n' ' ')"
+        die "no dataset config configs/datasets/$1.yaml; use one of: $names"
+    fi
+    echo "$path"
+}
+
+method_config() {
+    local path="$REPO_ROOT/configs/trainers/$1/$2.yaml"
+    [[ -f "$path" ]] || die "no config configs/trainers/$1/$2.yaml (set CFG to a file in configs/trainers/$1/)"
+    echo "$path"
+}
