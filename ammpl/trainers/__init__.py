@@ -6,5 +6,8 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
+_NOT_METHODS = {"param_counts"}  # a command-line tool, run with `python -m`
+
 for _module in pkgutil.iter_modules(__path__):
-    importlib.import_module(f"{__name__}.{_module.name}")
+    if _module.name not in _NOT_METHODS:
+        importlib.import_module(f"{__name__}.{_module.name}")
