@@ -9,12 +9,15 @@ paths. It also checks that both give the same logits and gradients.
     python bench/ammpl_step.py --device cuda         # ViT-B/16-sized random weights, bf16
 
 Peak memory: CUDA max_memory_allocated; on CPU the peak resident-set growth over the
-measured section (sampled every millisecond), an approximation.
+measured section (sampled every millisecond after freed heap pages are handed back), an
+approximation. On a shared CPU, `--threads 1` gives steadier times.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
 import os
 import platform
 import sys
@@ -40,6 +43,15 @@ def build_backbone(name: str, device: torch.device) -> torch.nn.Module:
     return build_random_clip(name).to(device)
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap pages back to the OS (glibc), so that RSS growth measures live memory."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -57,6 +69,7 @@ def peak_memory(device: torch.device):
         torch.cuda.synchronize(device)
         result["peak"] = torch.cuda.max_memory_allocated(device) - base
         return
+    _release_free_memory()
     base, peak, done = _rss_bytes(), [0], threading.Event()
 
     def sample() -> None:
@@ -188,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class-specific", action="store_true", help="default: generalisable")
     parser.add_argument("--repeats", type=int, default=5, help="most timed calls per number")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="time at least this long")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--skip-plain-above", type=int, default=10**9,
                         help="measure the plain path only up to this many classes")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no GPU is visible", file=sys.stderr)

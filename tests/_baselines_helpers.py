@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
-
 import open_clip
 import torch
 
-from ammpl.clip.tiny import TINY_CLIP_CONFIG
+from ammpl.clip.tiny import build_tiny_clip
 
 D_T, D_V, EMBED = 64, 96, 48  # the tiny backbone's text / vision / joint widths
 CLASSNAMES = ["golden_retriever", "tabby cat", "fire truck"]
@@ -16,17 +14,7 @@ NEW_CLASSNAMES = ["airliner", "sea turtle", "red fox", "tulip"]
 
 def tiny_clip(seed: int = 0, layers: int = 2) -> open_clip.CLIP:
     """The tiny test CLIP (optionally deeper), frozen and in eval mode as the trainers get it."""
-    config = copy.deepcopy(TINY_CLIP_CONFIG)
-    config["vision_cfg"]["layers"] = layers
-    config["text_cfg"]["layers"] = layers
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(
-            embed_dim=config["embed_dim"],
-            vision_cfg=config["vision_cfg"],
-            text_cfg=config["text_cfg"],
-            quick_gelu=config["quick_gelu"],
-        )
+    model = build_tiny_clip(seed, layers)
     model.eval()
     for param in model.parameters():
         param.requires_grad_(False)

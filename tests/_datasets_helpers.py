@@ -8,24 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from ammpl.data.fixtures import FixtureInfo, make_fixture
+from ammpl.data.fixtures import ALL_DATASETS, FixtureInfo, make_fixture
 from ammpl.data.registry import build_dataset
 from ammpl.engine.config import get_cfg_default
 
-BENCHMARKS = (
-    "ImageNet",
-    "Caltech101",
-    "OxfordPets",
-    "StanfordCars",
-    "OxfordFlowers",
-    "Food101",
-    "FGVCAircraft",
-    "SUN397",
-    "DescribableTextures",
-    "EuroSAT",
-    "UCF101",
-)
 VARIANTS = ("ImageNetV2", "ImageNetSketch", "ImageNetA", "ImageNetR")
+BENCHMARKS = tuple(name for name in ALL_DATASETS if name not in VARIANTS)
 SPLIT_FILE_DATASETS = tuple(n for n in BENCHMARKS if n not in ("ImageNet", "FGVCAircraft"))
 
 

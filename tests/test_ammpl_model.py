@@ -291,7 +291,9 @@ CONFIGS = [
 ]
 
 
-@pytest.mark.parametrize("settings", CONFIGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items()))
+@pytest.mark.parametrize(
+    "settings", CONFIGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items())
+)
 def test_fast_path_equals_plain_path(settings):
     model = build_model(FEW, **settings)
     x = images(2)
@@ -307,7 +309,9 @@ def test_fast_path_equals_plain_path(settings):
 @pytest.mark.parametrize("class_specific", [True, False])
 def test_chunked_equals_unchunked(order, class_specific):
     x = images(2)
-    model = build_model(FEW, class_specific=class_specific, interaction_order=order, class_chunk=10**6)
+    model = build_model(
+        FEW, class_specific=class_specific, interaction_order=order, class_chunk=10**6
+    )
     whole = logits_and_grads(model, x)
     whole_eval = logits_and_grads(model, x, train=False)
     for chunk in (1, 4):

@@ -51,11 +51,21 @@ def test_base_configs_differ_only_in_the_variant(repo_root):
     csc.TRAINER.AMMPL.CLASS_SPECIFIC = False
     assert csc == gen
     optim = gen.OPTIM
-    assert (optim.NAME, optim.LR, optim.MAX_EPOCH, optim.LR_SCHEDULER) == ("sgd", 0.0035, 5, "cosine")
+    assert (optim.NAME, optim.LR, optim.MAX_EPOCH, optim.LR_SCHEDULER) == (
+        "sgd",
+        0.0035,
+        5,
+        "cosine",
+    )
     assert (optim.WARMUP_EPOCH, optim.WARMUP_TYPE, optim.WARMUP_CONS_LR) == (1, "constant", 1e-5)
     assert gen.DATALOADER.TRAIN_X.BATCH_SIZE == 4 and tuple(gen.INPUT.SIZE) == (224, 224)
     node = gen.TRAINER.AMMPL
-    assert (node.N_CTX, node.CTX_INIT, node.P_INIT_MEAN, node.PREC) == (4, "a photo of a", 0.9, "fp16")
+    assert (node.N_CTX, node.CTX_INIT, node.P_INIT_MEAN, node.PREC) == (
+        4,
+        "a photo of a",
+        0.9,
+        "fp16",
+    )
     demo = load_config(repo_root / "configs/trainers/AMMPL/demo_shapes.yaml")
     assert demo.OPTIM.MAX_EPOCH <= 5
 
@@ -95,7 +105,9 @@ def test_save_load_gives_identical_predictions(trained_run):
     trainer.set_model_mode("eval")
     expected = trainer.model_inference(batch["img"])
 
-    fresh = make_trainer(argv[: argv.index("--seed") + 1] + ["2"] + argv[argv.index("--seed") + 2 :])
+    fresh = make_trainer(
+        argv[: argv.index("--seed") + 1] + ["2"] + argv[argv.index("--seed") + 2 :]
+    )
     fresh.set_model_mode("eval")
     assert not torch.equal(fresh.model_inference(batch["img"]), expected)  # other seed, other init
     fresh.load_model(str(out), epoch=2)
@@ -121,7 +133,9 @@ def test_generalisable_model_moves_to_new_classes(repo_root, benchmark_root, tmp
 
 def test_bad_ammpl_option_is_a_one_line_error(repo_root, benchmark_root, tmp_path, capsys):
     code = train_main(
-        args(repo_root, benchmark_root, tmp_path / "o", GEN) + TINY + ["TRAINER.AMMPL.TEST_MASK", "soft"]
+        args(repo_root, benchmark_root, tmp_path / "o", GEN)
+        + TINY
+        + ["TRAINER.AMMPL.TEST_MASK", "soft"]
     )
     assert code == 2
     assert "TRAINER.AMMPL.TEST_MASK must be one of" in capsys.readouterr().err

@@ -23,18 +23,7 @@ D_T, D_V, EMBED = 64, 96, 48
 
 def build_clip(seed: int = 0, layers: int = 2, **vision_overrides) -> open_clip.CLIP:
     """The tiny CLIP, optionally deeper (T6 needs blocks beyond the prompt depth)."""
-    config = copy.deepcopy(TINY_CLIP_CONFIG)
-    config["vision_cfg"].update(layers=layers, **vision_overrides)
-    config["text_cfg"]["layers"] = layers
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(
-            embed_dim=config["embed_dim"],
-            vision_cfg=config["vision_cfg"],
-            text_cfg=config["text_cfg"],
-            quick_gelu=config["quick_gelu"],
-        )
-    return model.eval()
+    return build_tiny_clip(seed, layers, **vision_overrides).eval()
 
 
 @pytest.fixture(scope="module")

@@ -36,9 +36,15 @@ TINY_CLIP_CONFIG: dict = {
 }
 
 
-def build_tiny_clip(seed: int = 0) -> open_clip.CLIP:
-    """A fresh fp32 tiny CLIP whose weights depend only on `seed` (global RNG untouched)."""
+def build_tiny_clip(seed: int = 0, layers: int = 2, **vision_overrides) -> open_clip.CLIP:
+    """A fresh fp32 tiny CLIP whose weights depend only on `seed` (global RNG untouched).
+
+    `layers` deepens both towers (deep-prompt tests need blocks beyond the prompt depth);
+    `vision_overrides` change other vision settings (e.g. LayerScale, pooling) for tests.
+    """
     config = copy.deepcopy(TINY_CLIP_CONFIG)
+    config["vision_cfg"].update(layers=layers, **vision_overrides)
+    config["text_cfg"]["layers"] = layers
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = open_clip.CLIP(

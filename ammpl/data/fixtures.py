@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ammpl.data.datasets.eurosat import EuroSAT
 from ammpl.utils import write_json
 
 ALL_DATASETS: tuple[str, ...] = (
@@ -307,20 +308,6 @@ def _make_dtd(ds_dir, n_classes, n_per_class, paint, split) -> FixtureInfo:
     )
 
 
-_EUROSAT_RENAMES = {
-    "AnnualCrop": "Annual Crop Land",
-    "Forest": "Forest",
-    "HerbaceousVegetation": "Herbaceous Vegetation Land",
-    "Highway": "Highway or Road",
-    "Industrial": "Industrial Buildings",
-    "Pasture": "Pasture Land",
-    "PermanentCrop": "Permanent Crop Land",
-    "Residential": "Residential Buildings",
-    "River": "River",
-    "SeaLake": "Sea or Lake",
-}
-
-
 def _make_eurosat(ds_dir, n_classes, n_per_class, paint, split) -> FixtureInfo:
     pool = ["AnnualCrop", "Forest", "Pasture", "SeaLake", "River", "Highway", "Industrial"]
     pool += ["HerbaceousVegetation", "PermanentCrop", "Residential"]
@@ -330,7 +317,7 @@ def _make_eurosat(ds_dir, n_classes, n_per_class, paint, split) -> FixtureInfo:
         "eurosat",
         "2750",
         folders,
-        _EUROSAT_RENAMES,
+        EuroSAT.renames,
         lambda category, i: f"{category}_{i}.jpg",
         ds_dir,
         n_per_class,

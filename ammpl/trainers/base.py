@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 from torch import nn
 
+from ammpl.clip.precision import to_reference_half
 from ammpl.engine import (
     TrainerX,
     build_lr_scheduler,
@@ -116,11 +117,10 @@ class CLIPPromptTrainer(TrainerX):
     def build_custom_clip(self, classnames: list[str], clip_model: nn.Module) -> nn.Module:
         raise NotImplementedError
 
-    def build_model(self) -> None:
+    def load_clip(self) -> nn.Module:
+        """The frozen backbone in the run's precision; records where it came from."""
         cfg = self.cfg
-        classnames = self.dm.dataset.classnames
         self.precision = resolve_precision(self.requested_precision(), self.device)
-
         print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = load_clip_for(cfg, self.device)
         check_input_size(cfg, clip_model)
@@ -129,12 +129,15 @@ class CLIPPromptTrainer(TrainerX):
             "source": getattr(clip_model, "ammpl_source", ""),
         }
         if self.precision == "fp16":
-            from ammpl.clip.backbones import to_reference_half
-
             to_reference_half(clip_model)
-
         for param in clip_model.parameters():
             param.requires_grad_(False)
+        return clip_model
+
+    def build_model(self) -> None:
+        cfg = self.cfg
+        classnames = self.dm.dataset.classnames
+        clip_model = self.load_clip()
 
         print(f"Building custom CLIP ({type(self).__name__})")
         self.model = self.build_custom_clip(classnames, clip_model)

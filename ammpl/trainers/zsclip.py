@@ -14,12 +14,7 @@ from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.clip.tokenizer import tokenize
 from ammpl.engine import TRAINER_REGISTRY
-from ammpl.trainers.base import (
-    CLIPPromptTrainer,
-    check_input_size,
-    load_clip_for,
-    resolve_precision,
-)
+from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.coop import clip_logits
 from ammpl.trainers.templates import IMAGENET_TEMPLATES_SELECT, dataset_template
 
@@ -56,19 +51,11 @@ class ZeroshotCLIP(CLIPPromptTrainer):
     def templates(self) -> list[str]:
         return [dataset_template(self.cfg.DATASET.NAME)]
 
-    def build_model(self) -> None:
-        cfg = self.cfg
-        self.precision = resolve_precision("fp16", self.device)
-        clip_model = load_clip_for(cfg, self.device)
-        check_input_size(cfg, clip_model)
-        self.backbone_info = {
-            "name": getattr(clip_model, "ammpl_backbone_name", cfg.MODEL.BACKBONE.NAME),
-            "source": getattr(clip_model, "ammpl_source", ""),
-        }
-        if self.precision == "fp16":
-            from ammpl.clip.backbones import to_reference_half
+    def requested_precision(self) -> str:
+        return "fp16"  # the reference runs zero-shot CLIP in half precision on a GPU
 
-            to_reference_half(clip_model)
+    def build_model(self) -> None:
+        clip_model = self.load_clip()
         clip_model.to(self.device)
         templates = self.templates()
         print(f"Prompt templates: {templates}")

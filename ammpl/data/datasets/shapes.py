@@ -2,10 +2,11 @@
 
 96×96 PNGs of a circle, square, triangle or star (random size, position, rotation) over
 cluttered backgrounds (noise, small blobs, thin lines), so that most image patches carry no
-class information. Shape colours vary, but each class leans to its own palette (3 times in
-4) and otherwise takes any colour: real CLIP reads the shape, and even the tiny random demo
-backbone, which cannot see shapes, has a learnable colour cue. 40 train / 10 val / 30 test images per class. Everything is drawn from
-one fixed NumPy Generator, so every machine produces the same pixels and the same split file.
+class information. Shape colours vary, but each class leans to its own palette (9 times in
+10) and otherwise takes any colour: real CLIP reads the shape, and even the tiny random demo
+backbone, which cannot see shapes, has a learnable colour cue. 40 train / 10 val / 30 test
+images per class. Everything is drawn from one fixed NumPy Generator, so every machine
+produces the same pixels and the same split file.
 """
 
 from __future__ import annotations

@@ -46,9 +46,7 @@ register_cfg_extension(extend_cfg)
 
 def _choice(key: str, value: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
-        raise ConfigError(
-            f"TRAINER.AMMPL.{key} must be one of {', '.join(allowed)}, got '{value}'"
-        )
+        raise ConfigError(f"TRAINER.AMMPL.{key} must be one of {', '.join(allowed)}, got '{value}'")
     return value
 
 
@@ -125,8 +123,11 @@ class AmmplSettings:
 
     def components(self) -> str:
         """The paper's Table 3 name of the active component set (C1 mask, C2 pad, C3 interact)."""
-        parts = [name for name, on in (("C1", self.mask), ("C2", self.uses_padding),
-                                       ("C3", self.interact)) if on]
+        parts = [
+            name
+            for name, on in (("C1", self.mask), ("C2", self.uses_padding), ("C3", self.interact))
+            if on
+        ]
         return "+".join(parts) if parts else "text prompts only"
 
     def summary(self) -> str:

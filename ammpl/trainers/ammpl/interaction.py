@@ -53,9 +53,7 @@ class GroupedMLP(nn.Module):
         return torch.einsum("...gh,gho->...go", hidden, w2) + b2
 
     def extra_repr(self) -> str:
-        return (
-            f"groups={self.groups}, {self.in_dim} → {self.hidden} → {self.out_dim}"
-        )
+        return f"groups={self.groups}, {self.in_dim} → {self.hidden} → {self.out_dim}"
 
 
 def hidden_width(joint_dim: int, ratio: int) -> int:

@@ -127,8 +127,9 @@ class AmmplPromptLearner(ClassPrompts):
         if settings.mask:
             grid = self.geometry.grid
             self.P = nn.Parameter(
-                init_keep_probability((*leading, grid, grid), settings.p_init_mean,
-                                      settings.p_init_std)
+                init_keep_probability(
+                    (*leading, grid, grid), settings.p_init_mean, settings.p_init_std
+                )
             )
         if settings.uses_padding:
             g = self.geometry
@@ -384,8 +385,9 @@ class AmmplCLIP(nn.Module):
             return batch.x0[:, None]
         plan = BlockPlan.for_budget(batch.images.shape[0], 1, batch.budget)
         blocks = [(images, ALL) for images in plan.image_slices()]
-        features = self._run(lambda b, img, cls: self._image_features(b, img, cls, None),
-                             batch, blocks)
+        features = self._run(
+            lambda b, img, cls: self._image_features(b, img, cls, None), batch, blocks
+        )
         return torch.cat(features)
 
     def _image_features(

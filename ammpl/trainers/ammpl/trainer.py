@@ -55,6 +55,12 @@ class AMMPL(CLIPPromptTrainer):
             f"order '{settings.interaction_order}', class chunk "
             f"{settings.class_chunk or 'automatic'}"
         )
+        if settings.interact and settings.text_shift == "scalar":
+            print(
+                "Note: TEXT_SHIFT 'scalar' adds the same number to every entry of a context "
+                "token; the text encoder's LayerNorms remove it, so the image → text shift has "
+                "no effect (use 'vector', the default, for a working shift)"
+            )
         return AmmplCLIP(settings, classnames, clip_model)
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
