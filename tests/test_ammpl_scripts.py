@@ -1,4 +1,8 @@
-"""scripts/ammpl/*.sh end to end on fixture data with the tiny backbone (1 epoch)."""
+"""scripts/ammpl/*.sh end to end on fixture data with the tiny backbone (1 epoch).
+
+Independent runs go in parallel (two waves: trainings, then the evaluations that load them),
+since most of each run's time is the interpreter starting.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,49 @@ import pytest
 
 CFG = "vit_b16_c4_ep5_batch4_ctxv1"
 QUICK = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
+TRAININGS = {
+    "base2new_train": ("base2new_train.sh", "caltech101", 1, *QUICK),
+    "xd_train": ("xd_train.sh", 1, 2, *QUICK),
+    "fewshot": ("fewshot.sh", "eurosat", 2, 1, *QUICK),
+    "ablation": ("ablation.sh", "eurosat", "C1+C2", 1, *QUICK),
+}
+EVALUATIONS = {
+    "base2new_test": ("base2new_test.sh", "caltech101", 1, *QUICK),
+    "xd_test": ("xd_test.sh", "dtd", 1, 2, *QUICK),
+}
+FOLDERS = {
+    "base2new_train": f"output/base2new/train_base/caltech101/shots_16/AMMPL/{CFG}/seed1",
+    "base2new_test": f"output/base2new/test_new/caltech101/shots_16/AMMPL/{CFG}/seed1",
+    "xd_train": f"output/food101/AMMPL/{CFG}_2shots/seed1",
+    "xd_test": f"output/evaluation/AMMPL/{CFG}_2shots/dtd/seed1",
+    "fewshot": f"output/eurosat/AMMPL/{CFG}_csc_2shots/seed1",
+    "ablation": f"output/ablation/eurosat/AMMPL/{CFG}_csc_1shots/"
+    "maskTrue_padTrue_interactFalse/seed1",
+}
+
+
+def start(repo_root: Path, workdir: Path, name: str, *args, data=None) -> subprocess.Popen:
+    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1")
+    env.pop("DATA", None)
+    if data is not None:
+        env["DATA"] = str(data)
+    return subprocess.Popen(
+        ["bash", str(repo_root / "scripts" / "ammpl" / name), *map(str, args)],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=180)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def script(repo_root: Path, workdir: Path, name: str, *args, data=None):
+    return finish(start(repo_root, workdir, name, *args, data=data))
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +66,16 @@ def workdir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("ammpl_scripts")
 
 
-def script(repo_root: Path, workdir: Path, name: str, *args, data=None, extra_env=None):
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1")
-    env.pop("DATA", None)
-    if data is not None:
-        env["DATA"] = str(data)
-    env.update(extra_env or {})
-    return subprocess.run(
-        ["bash", str(repo_root / "scripts" / "ammpl" / name), *map(str, args)],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+@pytest.fixture(scope="module")
+def runs(repo_root, benchmark_root, workdir) -> dict[str, subprocess.CompletedProcess]:
+    results = {}
+    for wave in (TRAININGS, EVALUATIONS):
+        started = {
+            key: start(repo_root, workdir, *command, data=benchmark_root)
+            for key, command in wave.items()
+        }
+        results.update({key: finish(process) for key, process in started.items()})
+    return results
 
 
 def final_accuracy(folder: Path) -> float:
@@ -40,56 +83,41 @@ def final_accuracy(folder: Path) -> float:
     return record["results"]["test"]["accuracy"]
 
 
-def assert_ok(result: subprocess.CompletedProcess) -> None:
+@pytest.mark.parametrize("key", list(FOLDERS))
+def test_every_script_runs_and_records_a_test_result(runs, workdir, key):
+    result = runs[key]
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert 0 <= final_accuracy(workdir / FOLDERS[key]) <= 100
 
 
-def test_base_to_new_train_test_and_skip(repo_root, benchmark_root, workdir):
-    run = lambda *a: script(repo_root, workdir, *a, data=benchmark_root)  # noqa: E731
-    assert_ok(run("base2new_train.sh", "caltech101", 1, *QUICK))
-    train = workdir / f"output/base2new/train_base/caltech101/shots_16/AMMPL/{CFG}/seed1"
-    assert (train / "prompt_learner/model.pth.tar-1").exists()
-    assert 0 <= final_accuracy(train) <= 100
+def test_evaluations_load_the_trained_epoch(runs, workdir):
+    for key, source in (("base2new_test", "base2new_train"), ("xd_test", "xd_train")):
+        log = (workdir / FOLDERS[key] / "log.txt").read_text()
+        expected = (workdir / FOLDERS[source] / "prompt_learner" / "model.pth.tar-1").resolve()
+        assert "Loading weights to prompt_learner" in log
+        assert "model.pth.tar-1" in log and expected.exists()  # MAX_EPOCH from the overrides
 
-    result = run("base2new_test.sh", "caltech101", 1, *QUICK)
-    assert_ok(result)
-    new = workdir / f"output/base2new/test_new/caltech101/shots_16/AMMPL/{CFG}/seed1"
-    assert 0 <= final_accuracy(new) <= 100
-    assert "model.pth.tar-1" in (new / "log.txt").read_text()  # load epoch = MAX_EPOCH override
 
-    again = run("base2new_train.sh", "caltech101", 1, *QUICK)
-    assert_ok(again)
-    assert "Skip this job" in again.stdout
+def test_variants_and_components_follow_the_script(runs, workdir):
+    fewshot = (workdir / FOLDERS["fewshot"] / "log.txt").read_text()
+    assert "class-specific model" in fewshot and "components C1+C2+C3" in fewshot
+    ablation = (workdir / FOLDERS["ablation"] / "log.txt").read_text()
+    assert "components C1+C2" in ablation and "prompt_learner.f_I" not in ablation
+    base = (workdir / FOLDERS["base2new_train"] / "log.txt").read_text()
+    assert "generalisable model" in base
 
-    dry = run("base2new_test.sh", "caltech101", 1, "base", "--dry-run")
-    assert_ok(dry)
+
+def test_finished_runs_are_skipped_and_dry_run_prints(runs, repo_root, benchmark_root, workdir):
+    again = script(repo_root, workdir, *TRAININGS["base2new_train"], data=benchmark_root)
+    assert again.returncode == 0 and "Skip this job" in again.stdout
+    dry = script(repo_root, workdir, "base2new_test.sh", "caltech101", 1, "base", "--dry-run",
+                 data=benchmark_root)  # fmt: skip
+    assert dry.returncode == 0
     assert "--load-epoch 5" in dry.stdout and "SUBSAMPLE_CLASSES base" in dry.stdout
-    assert "test_base/caltech101" in dry.stdout
-
-
-def test_cross_dataset_from_food101(repo_root, benchmark_root, workdir):
-    run = lambda *a: script(repo_root, workdir, *a, data=benchmark_root)  # noqa: E731
-    assert_ok(run("xd_train.sh", 1, 2, *QUICK))
-    source = workdir / f"output/food101/AMMPL/{CFG}_2shots/seed1"
-    assert 0 <= final_accuracy(source) <= 100
-    assert_ok(run("xd_test.sh", "dtd", 1, 2, *QUICK))
-    target = workdir / f"output/evaluation/AMMPL/{CFG}_2shots/dtd/seed1"
-    assert 0 <= final_accuracy(target) <= 100
-
-
-def test_fewshot_and_ablation(repo_root, benchmark_root, workdir):
-    run = lambda *a: script(repo_root, workdir, *a, data=benchmark_root)  # noqa: E731
-    assert_ok(run("fewshot.sh", "eurosat", 2, 1, *QUICK))
-    fewshot = workdir / f"output/eurosat/AMMPL/{CFG}_csc_2shots/seed1"
-    assert 0 <= final_accuracy(fewshot) <= 100
-    assert "class-specific model" in (fewshot / "log.txt").read_text()
-
-    assert_ok(run("ablation.sh", "eurosat", "C1+C2", 1, *QUICK))
-    variant = f"output/ablation/eurosat/AMMPL/{CFG}_csc_1shots/maskTrue_padTrue_interactFalse"
-    folder = workdir / variant / "seed1"
-    assert 0 <= final_accuracy(folder) <= 100
-    log = (folder / "log.txt").read_text()
-    assert "components C1+C2" in log and "prompt_learner.f_I" not in log
+    assert (
+        "test_base/caltech101" in dry.stdout
+        and not (workdir / "output/base2new/test_base").exists()
+    )
 
 
 def test_user_errors_are_one_line(repo_root, benchmark_root, workdir):

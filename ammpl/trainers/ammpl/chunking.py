@@ -92,10 +92,6 @@ class BlockPlan:
         class_step = max(1, min(n_classes, budget // image_step))
         return cls(n_images, n_classes, image_step, class_step)
 
-    @classmethod
-    def single(cls, n_images: int, n_classes: int) -> BlockPlan:
-        return cls(n_images, n_classes, max(n_images, 1), max(n_classes, 1))
-
     def image_slices(self) -> list[slice]:
         return [slice(s, s + self.image_step) for s in range(0, self.n_images, self.image_step)]
 

@@ -7,7 +7,7 @@ built (in tests, in the bench) without a full config tree.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from yacs.config import CfgNode as CN
 
@@ -129,6 +129,3 @@ class AmmplSettings:
             if on
         ]
         return "+".join(parts) if parts else "text prompts only"
-
-    def summary(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in asdict(self).items())

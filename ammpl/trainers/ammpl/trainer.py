@@ -9,6 +9,7 @@ needs to draw the masks of saved epochs.
 from __future__ import annotations
 
 import os
+from dataclasses import asdict
 
 from torch import nn
 
@@ -31,7 +32,7 @@ def model_meta(model: AmmplCLIP) -> dict:
         "grid": geometry.grid if geometry else None,
         "patch_size": geometry.patch if geometry else None,
         "image_size": geometry.grid * geometry.patch if geometry else None,
-        "settings": dict(vars(model.settings)),
+        "settings": asdict(model.settings),
     }
 
 
