@@ -1,25 +1,5 @@
 #!/usr/bin/env bash
-# Base-to-new, step 1: train MaPLe on the base classes of DATASET (16 shots).
+# MaPLe: the base2new_train protocol (scripts/protocols/base2new_train.sh has the details).
 # usage: DATA=/path/to/datasets scripts/maple/base2new_train.sh DATASET SEED [KEY VALUE ...]
-# Output: output/base2new/train_base/DATASET/shots_16/MaPLe/CFG/seedSEED; its final test is
-# the Base accuracy. Trailing KEY VALUE pairs are config overrides. Env: CFG, PYTHON, OUTPUT_ROOT; --dry-run prints the command.
-set -euo pipefail
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
-parse_script_flags "$@"
-set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
-require_args 2 "DATASET SEED [KEY VALUE ...]" "$@"
-DATASET=$1
-SEED=$2
-shift 2
-TRAINER=MaPLe
-CFG=${CFG:-vit_b16_c2_ep5_batch4_2ctx}
-SHOTS=16
-require_data
-CONFIG="$(method_config "$TRAINER" "$CFG")"
-DATASET_CONFIG="$(dataset_config "$DATASET")"
-DIR="$OUTPUT_ROOT/base2new/train_base/$DATASET/shots_$SHOTS/$TRAINER/$CFG/seed$SEED"
-run_train "$DIR" --root "$DATA" --seed "$SEED" --trainer "$TRAINER" \
-    --dataset-config-file "$DATASET_CONFIG" \
-    --config-file "$CONFIG" \
-    --output-dir "$DIR" \
-    DATASET.NUM_SHOTS "$SHOTS" DATASET.SUBSAMPLE_CLASSES base "$@"
+TRAINER=MaPLe CFG="${CFG:-vit_b16_c2_ep5_batch4_2ctx}" \
+    exec bash "$(dirname "${BASH_SOURCE[0]}")/../protocols/base2new_train.sh" "$@"
