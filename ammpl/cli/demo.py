@@ -51,15 +51,12 @@ def demo_command(trainer: str, config: str, extra: list[str], root: str, out: Pa
 
 
 def read_accuracy(output_dir: Path) -> float | None:
-    results = output_dir / "results.json"
-    if not results.exists():
+    """The test accuracy recorded in the run's results.json (None if it has none)."""
+    try:
+        record = json.loads((output_dir / "results.json").read_text())
+    except (OSError, ValueError):
         return None
-    record = json.loads(results.read_text())
-    tests = record.get("test") or record.get("tests") or {}
-    metrics = tests.get("test") if isinstance(tests, dict) else None
-    if isinstance(metrics, dict) and "accuracy" in metrics:
-        return float(metrics["accuracy"])
-    return None
+    return ((record.get("results") or {}).get("test") or {}).get("accuracy")
 
 
 def main(argv: list[str] | None = None) -> int:
