@@ -31,7 +31,8 @@ def run(repo_root: Path, root: Path, out: Path, trainer: str, config: str, *extr
     return record["results"]["test"]["accuracy"]
 
 
-def test_coop_and_ammpl_beat_zero_shot_on_the_demo_data(repo_root, shapes_root, tmp_path):
+def test_coop_and_ammpl_beat_zero_shot_on_the_demo_data(repo_root, tmp_path):
+    shapes_root = tmp_path / "data"  # fresh, so the few-shot picks are the demo's own
     coop_config = "configs/trainers/CoOp/demo_shapes.yaml"
     ammpl_config = "configs/trainers/AMMPL/demo_shapes.yaml"
     zero_shot = run(
@@ -40,4 +41,4 @@ def test_coop_and_ammpl_beat_zero_shot_on_the_demo_data(repo_root, shapes_root, 
     coop = run(repo_root, shapes_root, tmp_path / "coop", "CoOp", coop_config)
     ammpl = run(repo_root, shapes_root, tmp_path / "ammpl", "AMMPL", ammpl_config)
     assert coop > zero_shot + 5.0, (coop, zero_shot)
-    assert ammpl > zero_shot + 3.0, (ammpl, zero_shot)
+    assert ammpl > zero_shot + 5.0, (ammpl, zero_shot)

@@ -49,34 +49,30 @@ def _match_seeded(parts: tuple[str, ...], seed: int) -> RunLayout | None:
     if tail and tail[0] == "base2new" and tail[1] in B2N_PHASES:
         shots = B2N_SHOTS_DIR.match(tail[3])
         if shots:
-            return RunLayout("base2new", tail[1], tail[2], tail[4], tail[5], "",
-                             int(shots.group(1)), seed)  # fmt: skip
-    for with_variant in (False, True):
-        tail = _tail(parts, 5 if with_variant else 4)
-        if tail and tail[0] == "evaluation":
-            shots = SHOTS_DIR.match(tail[2])
-            if shots:
-                variant = tail[3] if with_variant else ""
-                return RunLayout("xd_eval", "", tail[-1], tail[1], shots.group(1), variant,
-                                 int(shots.group(2)), seed, shots.group(3) or "")  # fmt: skip
+            return RunLayout(protocol="base2new", phase=tail[1], dataset=tail[2],
+                             trainer=tail[4], config=tail[5], shots=int(shots.group(1)),
+                             seed=seed)  # fmt: skip
+    for depth in (4, 5):  # evaluation/TRAINER/CFG_Kshots[/VARIANT]/TARGET
+        tail = _tail(parts, depth)
+        shots = SHOTS_DIR.match(tail[2]) if tail and tail[0] == "evaluation" else None
+        if shots:
+            return RunLayout(protocol="xd_eval", dataset=tail[-1], trainer=tail[1],
+                             config=shots.group(1), variant=tail[3] if depth == 5 else "",
+                             shots=int(shots.group(2)), seed=seed,
+                             source=shots.group(3) or "")  # fmt: skip
     tail = _tail(parts, 5)
-    if tail and tail[0] == "ablation":
-        shots = SHOTS_DIR.match(tail[3])
+    shots = SHOTS_DIR.match(tail[3]) if tail and tail[0] == "ablation" else None
+    if shots:
+        return RunLayout(protocol="ablation", dataset=tail[1], trainer=tail[2],
+                         config=shots.group(1), variant=tail[4], shots=int(shots.group(2)),
+                         seed=seed)  # fmt: skip
+    for depth in (3, 4):  # DATASET/TRAINER/CFG_Kshots[/VARIANT]
+        tail = _tail(parts, depth)
+        shots = SHOTS_DIR.match(tail[2]) if tail else None
         if shots:
-            return RunLayout("ablation", "", tail[1], tail[2], shots.group(1), tail[4],
-                             int(shots.group(2)), seed)  # fmt: skip
-    tail = _tail(parts, 3)
-    if tail:
-        shots = SHOTS_DIR.match(tail[2])
-        if shots:
-            return RunLayout("fewshot", "", tail[0], tail[1], shots.group(1), "",
-                             int(shots.group(2)), seed)  # fmt: skip
-    tail = _tail(parts, 4)
-    if tail:
-        shots = SHOTS_DIR.match(tail[2])
-        if shots:
-            return RunLayout("fewshot", "", tail[0], tail[1], shots.group(1), tail[3],
-                             int(shots.group(2)), seed)  # fmt: skip
+            return RunLayout(protocol="fewshot", dataset=tail[0], trainer=tail[1],
+                             config=shots.group(1), variant=tail[3] if depth == 4 else "",
+                             shots=int(shots.group(2)), seed=seed)  # fmt: skip
     return None
 
 

@@ -1,12 +1,12 @@
 """Shapes: a built-in 4-class demo set, generated on first use, laid out like the benchmarks.
 
 96×96 PNGs of a circle, square, triangle or star (random size, position, rotation) over
-cluttered backgrounds (noise, small blobs, thin lines), so that most image patches carry no
-class information. Shape colours vary, but each class leans to its own palette (9 times in
-10) and otherwise takes any colour: real CLIP reads the shape, and even the tiny random demo
-backbone, which cannot see shapes, has a learnable colour cue. 40 train / 10 val / 30 test
-images per class. Everything is drawn from one fixed NumPy Generator, so every machine
-produces the same pixels and the same split file.
+cluttered greyish backgrounds (noise, small coloured blobs, thin lines), so that most image
+patches carry no class information. Shape colours vary, but each class leans to its own
+palette (9 times in 10) and otherwise takes any colour: real CLIP reads the shape, and even
+the tiny random demo backbone, which cannot see shapes, has a learnable colour cue.
+40 train / 10 val / 30 test images per class. Everything is drawn from one fixed NumPy
+Generator, so every machine produces the same pixels and the same split file.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def _shape_colour(rng: np.random.Generator, classname: str) -> np.ndarray:
 
 def _render(rng: np.random.Generator, classname: str) -> Image.Image:
     size = IMAGE_SIZE
-    background = rng.integers(40, 200, size=3)
+    background = rng.integers(60, 190) + rng.integers(-20, 21, size=3)  # greyish, tinted
     noise = rng.normal(0.0, 18.0, size=(size, size, 3))
     pixels = np.clip(background + noise, 0, 255).astype(np.uint8)
     image = Image.fromarray(pixels, "RGB")
@@ -94,7 +94,7 @@ def _render(rng: np.random.Generator, classname: str) -> Image.Image:
         x0, y0, x1, y1 = rng.uniform(0, size, size=4)
         draw.line((x0, y0, x1, y1), fill=_random_colour(rng), width=1)
 
-    radius = rng.uniform(12.0, 22.0)
+    radius = rng.uniform(16.0, 26.0)
     margin = radius * 1.15 + 1
     cx, cy = rng.uniform(margin, size - margin, size=2)
     angle = rng.uniform(0, 2 * math.pi)

@@ -1,0 +1,209 @@
+"""Shared by tables and plots: select runs, group them by method, summarise over seeds.
+
+A "method key" is (method, config family, variant): CoOp's epoch-by-shots configs fall
+into one family (`names.config_family`), CoOp's context variants and AMMPL's ablation
+combinations stay apart. Seeds are checked against the expected set (1, 2, 3 by default):
+a missing seed is reported on the statistic, never averaged away silently; two runs for the
+same cell and seed are an error (select one with `configs`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ammpl.results.collect import Run
+from ammpl.results.errors import ResultsError
+from ammpl.results.names import (
+    ZEROSHOT_METHOD,
+    config_family,
+    dataset_display,
+    dataset_sort_key,
+    method_sort_key,
+    variant_display,
+)
+from ammpl.results.parse import population_std
+
+DEFAULT_SEEDS = (1, 2, 3)
+
+
+@dataclass(frozen=True, order=True)
+class MethodKey:
+    method: str
+    family: str
+    variant: str = ""
+
+
+def method_key(run: Run) -> MethodKey:
+    return MethodKey(run.method, config_family(run.config), run.variant)
+
+
+def harmonic_mean(base: float, new: float) -> float:
+    """H = 2BN / (B + N) (0 when both are 0)."""
+    return 2 * base * new / (base + new) if base + new > 0 else 0.0
+
+
+@dataclass
+class SeedStat:
+    """Accuracies of one cell by seed. `expected` is empty for seedless runs (zero-shot)."""
+
+    values: dict[int | None, float] = field(default_factory=dict)
+    expected: tuple[int, ...] = DEFAULT_SEEDS
+
+    @property
+    def present(self) -> list[float]:
+        return list(self.values.values())
+
+    @property
+    def mean(self) -> float | None:
+        values = self.present
+        return sum(values) / len(values) if values else None
+
+    @property
+    def std(self) -> float | None:
+        values = self.present
+        return population_std(values) if values else None
+
+    @property
+    def missing(self) -> list[int]:
+        return [s for s in self.expected if s not in self.values]
+
+
+def _matches(entry: str, run: Run) -> bool:
+    wanted = entry.casefold()
+    family = config_family(run.config)
+    names = (
+        run.method,
+        run.trainer,
+        run.config,
+        family,
+        f"{run.method}:{run.config}",
+        f"{run.method}:{family}",
+    )
+    return any(wanted == name.casefold() for name in names)
+
+
+def _config_matches(entry: str, run: Run) -> bool:
+    return entry.casefold() == run.config.casefold()
+
+
+def _dataset_matches(entry: str, stem: str) -> bool:
+    return entry.casefold() in (stem.casefold(), dataset_display(stem).casefold())
+
+
+@dataclass
+class Selection:
+    """Runs of some protocols after the caller's filters, and the order to show them in."""
+
+    runs: list[Run]
+    methods: Sequence[str] | None = None
+    datasets: Sequence[str] | None = None
+
+    def keys(self, runs: Iterable[Run] | None = None) -> list[MethodKey]:
+        keys = {method_key(r) for r in (self.runs if runs is None else runs)}
+
+        def order(key: MethodKey) -> tuple:
+            rank = len(self.methods or ())
+            for index, entry in enumerate(self.methods or ()):
+                if any(_matches(entry, r) for r in self.runs if method_key(r) == key):
+                    rank = index
+                    break
+            return (rank, method_sort_key(key.method), key.family, key.variant)
+
+        return sorted(keys, key=order)
+
+    def dataset_order(self, stems: Iterable[str]) -> list[str]:
+        stems = set(stems)
+        if self.datasets:
+            chosen = []
+            for entry in self.datasets:
+                chosen += [s for s in stems if _dataset_matches(entry, s) and s not in chosen]
+            return chosen
+        return sorted(stems, key=dataset_sort_key)
+
+
+def select(
+    runs: Iterable[Run],
+    accept: Callable[[Run], bool],
+    what: str,
+    methods: Sequence[str] | None = None,
+    datasets: Sequence[str] | None = None,
+    configs: Sequence[str] | None = None,
+    dataset_of: Callable[[Run], str] = lambda r: r.dataset,
+) -> Selection:
+    """Runs that `accept` keeps and that have an accuracy, filtered by method / dataset /
+    config names (case-insensitive; a method entry may name the method, trainer, config or
+    `method:config`). A filter entry that matches nothing is an error listing what exists."""
+    pool = [r for r in runs if accept(r) and r.accuracy is not None]
+    if not pool:
+        raise ResultsError(f"no {what} runs with a test accuracy in the CSV")
+    for entries, label, test, names in (
+        (methods, "method", _matches, sorted({r.method for r in pool})),
+        (configs, "config", _config_matches, sorted({r.config for r in pool})),
+        (
+            datasets,
+            "dataset",
+            lambda e, r: _dataset_matches(e, dataset_of(r)),
+            sorted({dataset_of(r) for r in pool}),
+        ),
+    ):
+        for entry in entries or ():
+            if not any(test(entry, r) for r in pool):
+                raise ResultsError(
+                    f"no {what} runs for {label} '{entry}'; the CSV has: {', '.join(names)}"
+                )
+        if entries:
+            pool = [r for r in pool if any(test(e, r) for e in entries)]
+    return Selection(pool, methods, datasets)
+
+
+def key_labels(keys: Sequence[MethodKey]) -> dict[MethodKey, str]:
+    """Row labels: the method, its variant, and its config family only where one method
+    shows several families."""
+    families = defaultdict(set)
+    for key in keys:
+        families[(key.method, key.variant)].add(key.family)
+    labels = {}
+    for key in keys:
+        label = key.method
+        if key.variant:
+            label += f" ({variant_display(key.variant)})"
+        if len(families[(key.method, key.variant)]) > 1:
+            label += f" [{key.family}]"
+        labels[key] = label
+    return labels
+
+
+def seed_stats(
+    runs: Iterable[Run],
+    cell_of: Callable[[Run], Hashable],
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+) -> tuple[dict[Hashable, SeedStat], list[str]]:
+    """Group accuracies by `cell_of(run)` and seed. Returns the stats and notes about runs
+    left out (seeds outside `seeds`). Zero-shot runs carry no seed and expect none."""
+    stats: dict[Hashable, SeedStat] = {}
+    paths: dict[tuple, str] = {}
+    ignored = []
+    for run in runs:
+        seedless = run.method == ZEROSHOT_METHOD or run.seed is None
+        if not seedless and run.seed not in seeds:
+            ignored.append(run.path)
+            continue
+        cell = cell_of(run)
+        stat = stats.setdefault(cell, SeedStat(expected=() if seedless else tuple(seeds)))
+        seed = None if seedless else run.seed
+        if (cell, seed) in paths:
+            raise ResultsError(
+                f"two runs for the same table cell and seed {seed}: {paths[(cell, seed)]} and "
+                f"{run.path}; keep one with --configs (or --methods METHOD:CONFIG)"
+            )
+        paths[(cell, seed)] = run.path
+        stat.values[seed] = float(run.accuracy)
+    notes = []
+    if ignored:
+        notes.append(
+            f"{len(ignored)} run(s) with seeds outside {', '.join(map(str, seeds))} left out "
+            f"(e.g. {ignored[0]}); pass --seeds to include them"
+        )
+    return stats, notes

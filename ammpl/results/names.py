@@ -1,0 +1,109 @@
+"""Display names and orders: dataset stems, method labels, variant folder names.
+
+Tables and plots key everything by the dataset-config stem (`caltech101`) and show the
+names the papers print (`Caltech101`). Method labels follow the trainer, except where one
+trainer serves two methods (IVLP's language-only config is DLP).
+"""
+
+from __future__ import annotations
+
+import re
+
+# stem → name printed in tables (the AMMPL paper's spelling where it has one)
+DATASET_DISPLAY = {
+    "caltech101": "Caltech101",
+    "dtd": "DTD",
+    "eurosat": "EuroSAT",
+    "fgvc_aircraft": "FGVCAircraft",
+    "oxford_flowers": "Flowers102",
+    "food101": "Food101",
+    "oxford_pets": "OxfordPets",
+    "sun397": "SUN397",
+    "ucf101": "UCF101",
+    "imagenet": "ImageNet",
+    "stanford_cars": "StanfordCars",
+    "imagenetv2": "ImageNetV2",
+    "imagenet_sketch": "ImageNet-Sketch",
+    "imagenet_a": "ImageNet-A",
+    "imagenet_r": "ImageNet-R",
+    "shapes": "Shapes",
+}
+DATASET_ORDER = tuple(DATASET_DISPLAY)  # the AMMPL paper's 9 first, then the others
+# cfg.DATASET.NAME (the registered reader) → dataset-config stem
+DATASET_STEM_BY_NAME = {
+    "Caltech101": "caltech101",
+    "DescribableTextures": "dtd",
+    "EuroSAT": "eurosat",
+    "FGVCAircraft": "fgvc_aircraft",
+    "Food101": "food101",
+    "ImageNet": "imagenet",
+    "ImageNetA": "imagenet_a",
+    "ImageNetR": "imagenet_r",
+    "ImageNetSketch": "imagenet_sketch",
+    "ImageNetV2": "imagenetv2",
+    "OxfordFlowers": "oxford_flowers",
+    "OxfordPets": "oxford_pets",
+    "Shapes": "shapes",
+    "StanfordCars": "stanford_cars",
+    "SUN397": "sun397",
+    "UCF101": "ucf101",
+}
+METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "AMMPL")
+ZEROSHOT_METHOD = "ZS-CLIP"
+
+COOP_VARIANT = re.compile(r"nctx(\d+)_csc(True|False)_ctp(\w+)$")
+ABLATION_VARIANT = re.compile(r"mask(True|False)_pad(True|False)_interact(True|False)$")
+EPOCH_TAG = re.compile(r"_ep\d+")
+
+
+def dataset_display(stem: str) -> str:
+    return DATASET_DISPLAY.get(stem, stem)
+
+
+def dataset_stem(name: str) -> str:
+    """Stem of a registered dataset name (`DescribableTextures` → `dtd`)."""
+    return DATASET_STEM_BY_NAME.get(name, name.lower())
+
+
+def dataset_sort_key(stem: str) -> tuple[int, str]:
+    order = DATASET_ORDER.index(stem) if stem in DATASET_ORDER else len(DATASET_ORDER)
+    return order, stem
+
+
+def method_name(trainer: str, config: str) -> str:
+    """The method a run belongs to (what the papers' tables call it)."""
+    if trainer.startswith("ZeroshotCLIP"):
+        return ZEROSHOT_METHOD
+    if trainer == "IVLP" and "language_only" in config:
+        return "DLP"
+    return trainer
+
+
+def method_sort_key(method: str) -> tuple[int, str]:
+    order = METHOD_ORDER.index(method) if method in METHOD_ORDER else len(METHOD_ORDER)
+    return order, method
+
+
+def config_family(config: str) -> str:
+    """The config without its epoch budget: CoOp's few-shot recipe trains 1 shot with
+    `rn50_ep50`, 2–4 shots with `rn50_ep100` and 8–16 with `rn50`, all one curve."""
+    return EPOCH_TAG.sub("", config)
+
+
+def ablation_combo(variant: str) -> str:
+    """`maskTrue_padTrue_interactFalse` → `C1+C2` (the AMMPL paper's component names)."""
+    match = ABLATION_VARIANT.match(variant)
+    if not match:
+        return variant
+    parts = [name for name, on in zip(("C1", "C2", "C3"), match.groups()) if on == "True"]
+    return "+".join(parts) if parts else "text prompts only"
+
+
+def variant_display(variant: str) -> str:
+    """`nctx16_cscTrue_ctpmiddle` → `M=16, mid, CSC`; ablation folders → combos."""
+    match = COOP_VARIANT.match(variant)
+    if match:
+        n_ctx, csc, position = match.groups()
+        label = f"M={n_ctx}, {'mid' if position == 'middle' else position}"
+        return label + (", CSC" if csc == "True" else "")
+    return ablation_combo(variant)
