@@ -92,6 +92,10 @@ def _dataset_matches(entry: str, stem: str) -> bool:
     return entry.casefold() in (stem.casefold(), dataset_display(stem).casefold())
 
 
+def _run_dataset_matches(entry: str, run: Run) -> bool:
+    return _dataset_matches(entry, run.dataset)
+
+
 @dataclass
 class Selection:
     """Runs of some protocols after the caller's filters, and the order to show them in."""
@@ -100,8 +104,9 @@ class Selection:
     methods: Sequence[str] | None = None
     datasets: Sequence[str] | None = None
 
-    def keys(self, runs: Iterable[Run] | None = None) -> list[MethodKey]:
-        keys = {method_key(r) for r in (self.runs if runs is None else runs)}
+    def keys(self) -> list[MethodKey]:
+        """Method keys in display order: `--methods` order first, then the papers' order."""
+        keys = {method_key(r) for r in self.runs}
 
         def order(key: MethodKey) -> tuple:
             rank = len(self.methods or ())
@@ -130,7 +135,6 @@ def select(
     methods: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
     configs: Sequence[str] | None = None,
-    dataset_of: Callable[[Run], str] = lambda r: r.dataset,
 ) -> Selection:
     """Runs that `accept` keeps and that have an accuracy, filtered by method / dataset /
     config names (case-insensitive; a method entry may name the method, trainer, config or
@@ -141,12 +145,7 @@ def select(
     for entries, label, test, names in (
         (methods, "method", _matches, sorted({r.method for r in pool})),
         (configs, "config", _config_matches, sorted({r.config for r in pool})),
-        (
-            datasets,
-            "dataset",
-            lambda e, r: _dataset_matches(e, dataset_of(r)),
-            sorted({dataset_of(r) for r in pool}),
-        ),
+        (datasets, "dataset", _run_dataset_matches, sorted({r.dataset for r in pool})),
     ):
         for entry in entries or ():
             if not any(test(entry, r) for r in pool):

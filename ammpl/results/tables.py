@@ -60,6 +60,10 @@ def _average_cell(cells: Sequence[Cell], what: str, wanted: int, notes: list[str
     return Cell(_mean(present), flagged=flagged)
 
 
+def _shots_text(shots: Sequence[int] | None) -> str:
+    return "/".join(map(str, shots or ()))
+
+
 def _finish_notes(notes: list[str], extra: Iterable[str] = ()) -> list[str]:
     """Flag notes first (prefixed with the dagger), then the table's fixed notes."""
     flagged = [f"{FLAG} {note}" for note in dict.fromkeys(notes)]
@@ -85,7 +89,7 @@ def _merge_base(train: SeedStat | None, evaluated: SeedStat | None) -> SeedStat 
 
 
 def base_to_new_table(
-    runs: Iterable[Run],
+    runs: Sequence[Run],
     methods: Sequence[str] | None = None,
     datasets: Sequence[str] | None = None,
     configs: Sequence[str] | None = None,
@@ -193,6 +197,8 @@ def cross_dataset_table(
         configs,
     )
     evals.runs = [r for r in evals.runs if not shots or r.shots in shots]
+    if not evals.runs:
+        raise ResultsError(f"no cross-dataset evaluation runs with {_shots_text(shots)} shots")
     sources = sorted({r.source for r in evals.runs})
     if source is not None:
         if source not in sources:
@@ -279,7 +285,7 @@ def ablation_table(
     )
     selection.runs = [r for r in selection.runs if not shots or r.shots in shots]
     if not selection.runs:
-        raise ResultsError(f"no ablation runs with {'/'.join(map(str, shots or []))} shots")
+        raise ResultsError(f"no ablation runs with {_shots_text(shots)} shots")
     stats, notes = seed_stats(selection.runs, lambda r: (method_key(r), r.shots, r.dataset), seeds)
     keys = selection.keys()
     if not selection.methods:
