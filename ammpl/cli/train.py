@@ -82,6 +82,8 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
             f"--eval-only with trainer {cfg.TRAINER.NAME} needs --model-dir: the output folder "
             f"of the training run (it holds {getattr(trainer_cls, 'MODEL_NAME', '<model>')}/)"
         )
+    if not (args.eval_only or args.no_train or getattr(trainer_cls, "LEARNS", True)):
+        raise ConfigError(f"Trainer {cfg.TRAINER.NAME} learns nothing: run it with --eval-only")
     if not cfg.DATASET.NAME:
         raise ConfigError(
             "No dataset given: pass --dataset-config-file configs/datasets/<name>.yaml"

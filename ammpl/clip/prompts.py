@@ -66,7 +66,7 @@ def init_context(
     use_words = bool(ctx_init) and (rule == "coop" or n_ctx <= 4)
     if use_words:
         if rule == "coop":
-            n_ctx = len(ctx_init.split(" "))
+            n_ctx = len(ctx_init.split())
             if csc:
                 logger.warning(
                     "CTX_INIT %r is set, so CSC is ignored: one unified context", ctx_init

@@ -31,6 +31,7 @@ __all__ = [
     "load_checkpoint",
     "load_pretrained_weights",
     "load_state_dict_checked",
+    "load_training_checkpoint",
     "missing_checkpoint_error",
     "remove_checkpoint",
     "restore_checkpoint",
@@ -160,6 +161,15 @@ def load_checkpoint(fpath: str | os.PathLike) -> Any:
         raise _corrupt(fpath) from exc
 
 
+def load_training_checkpoint(fpath: str | os.PathLike) -> dict[str, Any]:
+    """`load_checkpoint` for files that must be training checkpoints (a dict with a
+    'state_dict' entry), so a stray file ends in a CheckpointError, not a KeyError."""
+    checkpoint = load_checkpoint(fpath)
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{fpath} is not a training checkpoint (no 'state_dict' entry)")
+    return checkpoint
+
+
 def _preview(keys: list[str], limit: int = 5) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", … ({len(keys)} in all)" if len(keys) > limit else "")
@@ -232,9 +242,7 @@ def restore_checkpoint(
 
     `required_keys`: see `load_state_dict_checked` (default: every key of the model)."""
     fpath = latest_checkpoint_path(fdir)
-    checkpoint = load_checkpoint(fpath)
-    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise CheckpointError(f"{fpath} is not a training checkpoint (no 'state_dict' entry)")
+    checkpoint = load_training_checkpoint(fpath)
     load_state_dict_checked(model, checkpoint["state_dict"], fpath, required_keys=required_keys)
     try:
         if optimizer is not None and checkpoint.get("optimizer") is not None:

@@ -323,6 +323,8 @@ def merge_from_file(cfg: _YacsCfgNode, path: str | os.PathLike) -> _YacsCfgNode:
     except yaml.YAMLError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConfigError(f"Config file {path} is not valid YAML: {first_line}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
     if data is None:
         return cfg
     if not isinstance(data, dict):

@@ -34,8 +34,8 @@ from ammpl.engine.checkpoint import (
     BEST_MODEL_NAME,
     POINTER_NAME,
     checkpoint_name,
-    load_checkpoint,
     load_state_dict_checked,
+    load_training_checkpoint,
     missing_checkpoint_error,
     remove_checkpoint,
     restore_checkpoint,
@@ -241,7 +241,7 @@ class TrainerBase:
             model_path = os.path.join(directory, name, model_file)
             if not os.path.isfile(model_path):
                 raise missing_checkpoint_error(model_path)
-            checkpoint = load_checkpoint(model_path)
+            checkpoint = load_training_checkpoint(model_path)
             saved_epoch = checkpoint.get("epoch")
             val_result = checkpoint.get("val_result")
             extra = f", val_result={val_result:.1f}" if val_result is not None else ""
@@ -561,8 +561,9 @@ class TrainerX(SimpleTrainer):
                 n_iter = self.epoch * self.num_batches + self.batch_idx
                 for name, meter in losses.meters.items():
                     self.write_scalar("train/" + name, meter.avg, n_iter)
-                if self._writer is not None:
-                    self.write_scalar("train/lr", self.get_current_lr(), n_iter)
+                lr = self._current_lr_or_none() if self._writer is not None else None
+                if lr is not None:
+                    self.write_scalar("train/lr", lr, n_iter)
                 end = time.time()
         finally:
             self._end_progress()

@@ -219,6 +219,6 @@ def read_runs_csv(path: str) -> list[Run]:
         for line, row in enumerate(reader, start=2):
             try:
                 runs.append(Run(**{c: _typed(c, row[c] or "") for c in COLUMNS}))
-            except ValueError as error:
+            except (ValueError, OverflowError) as error:  # int("inf") overflows
                 raise ResultsError(f"{path}, line {line}: not a number ({error})") from None
     return runs

@@ -55,7 +55,9 @@ def fewshot_panels(
     """The data of every panel (per dataset, then the average), and notes on left-out points."""
     selection = select_runs(
         runs,
-        lambda r: r.protocol == "fewshot" or (r.protocol == "zeroshot" and r.subsample == "all"),
+        lambda r: (
+            r.protocol == "fewshot" or (r.protocol == "zeroshot" and r.subsample in ("all", ""))
+        ),
         "few-shot",
         methods,
         datasets,
@@ -201,9 +203,12 @@ def plot_fewshot(
 
 
 def _save(figure, stem: str, formats: Sequence[str]) -> list[str]:
+    from ammpl.utils.io import atomic_write
+
     paths = []
     for fmt in formats:
         path = f"{stem}.{fmt}"
-        figure.savefig(path, format=fmt, dpi=150 if fmt == "png" else None)
+        with atomic_write(path, "wb") as handle:  # never a half-written figure
+            figure.savefig(handle, format=fmt, dpi=150 if fmt == "png" else None)
         paths.append(path)
     return paths

@@ -358,6 +358,8 @@ def fewshot_table(
     selection.runs = [
         r for r in selection.runs if not shots or r.shots in shots or r.method == ZEROSHOT_METHOD
     ]
+    if not selection.runs:
+        raise ResultsError(f"no few-shot runs with {_shots_text(shots)} shots")
     stats, notes = seed_stats(selection.runs, lambda r: (method_key(r), r.shots, r.dataset), seeds)
     keys = selection.keys()
     labels = key_labels(keys)

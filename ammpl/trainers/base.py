@@ -23,8 +23,13 @@ from ammpl.engine import (
     build_lr_scheduler,
     build_optimizer,
     compute_accuracy,
-    load_checkpoint,
     load_pretrained_weights,
+)
+from ammpl.engine.checkpoint import (
+    BEST_MODEL_NAME,
+    checkpoint_name,
+    load_training_checkpoint,
+    missing_checkpoint_error,
 )
 from ammpl.engine.precision import (
     PRECISIONS,
@@ -225,14 +230,12 @@ class CLIPPromptTrainer(TrainerX):
         if not directory:
             print("Note that load_model() is skipped as no pretrained model is given")
             return
-        model_file = "model-best.pth.tar" if epoch is None else f"model.pth.tar-{epoch}"
+        model_file = BEST_MODEL_NAME if epoch is None else checkpoint_name(epoch)
         for name in self.get_model_names():
             model_path = os.path.join(directory, name, model_file)
-            if not os.path.exists(model_path):
-                raise CheckpointError(
-                    f'Model not found at "{model_path}"' + available_epochs_hint(directory, name)
-                )
-            checkpoint = load_checkpoint(model_path)
+            if not os.path.isfile(model_path):
+                raise missing_checkpoint_error(model_path)
+            checkpoint = load_training_checkpoint(model_path)
             state_dict = self.map_checkpoint_keys(dict(checkpoint["state_dict"]))
             for key in list(state_dict):
                 if key.rsplit(".", 1)[-1] in CLASS_BUFFER_KEYS:
@@ -261,17 +264,3 @@ class CLIPPromptTrainer(TrainerX):
                     f"expects {tuple(own[key].shape)} (class-specific parameters cannot move to "
                     f"another label space; check TRAINER.{self.CFG_NODE} settings)"
                 )
-
-
-def available_epochs_hint(directory: str, name: str) -> str:
-    folder = os.path.join(directory, name)
-    if not os.path.isdir(folder):
-        return f" (no folder '{name}' in {directory}: is --model-dir the training output?)"
-    epochs = sorted(
-        int(f.rsplit("-", 1)[1])
-        for f in os.listdir(folder)
-        if f.startswith("model.pth.tar-") and f.rsplit("-", 1)[1].isdigit()
-    )
-    if not epochs:
-        return f" (no checkpoints in {folder})"
-    return f" (saved epochs: {', '.join(map(str, epochs))}; pass one with --load-epoch)"

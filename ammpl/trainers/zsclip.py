@@ -17,6 +17,7 @@ from ammpl.engine import TRAINER_REGISTRY
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.coop import clip_logits
 from ammpl.trainers.templates import IMAGENET_TEMPLATES_SELECT, dataset_template
+from ammpl.utils import ConfigError
 
 
 class ZeroshotModel(nn.Module):
@@ -64,7 +65,7 @@ class ZeroshotCLIP(CLIPPromptTrainer):
         self.record_run_info()
 
     def forward_backward(self, batch: dict) -> dict:
-        raise RuntimeError("ZeroshotCLIP learns nothing: run it with --eval-only")
+        raise ConfigError(f"{type(self).__name__} learns nothing: run it with --eval-only")
 
 
 @TRAINER_REGISTRY.register()

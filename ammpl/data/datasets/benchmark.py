@@ -96,8 +96,11 @@ def require_files(dataset_dir: str, relpaths: Iterable[str], reader: str, how: s
 
 def read_lines(path: str) -> list[tuple[int, str]]:
     """(1-based line number, stripped text) of the non-blank lines of a text file."""
-    with open(path, encoding="utf-8") as handle:
-        return [(number, text.strip()) for number, text in enumerate(handle, 1) if text.strip()]
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [(n, text.strip()) for n, text in enumerate(handle, 1) if text.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"Cannot read the text file '{path}': {exc}") from None
 
 
 def parse_error(path: str, number: int, expected: str, text: str) -> DataError:

@@ -34,6 +34,8 @@ def car_entries(annos_path: str, image_dir: str, classnames: list[str]) -> list[
     for index, record in enumerate(load_mat_variable(annos_path, "annotations")[0]):
         try:
             fname, label = str(record["fname"][0]), int(record["class"][0, 0]) - 1
+            if not 0 <= label < len(classnames):  # class 0 would wrap to the last name
+                raise IndexError(label)
             classname = classnames[label]
         except (ValueError, IndexError, TypeError):
             raise DataError(
