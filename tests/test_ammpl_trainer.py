@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -182,6 +183,20 @@ def test_mask_picture_grid(trained_run, tmp_path, capsys):
     code = viz_main(["masks", "--model-dir", str(tmp_path), "--images", str(pictures[0]),
                      "--out", str(png)])  # fmt: skip
     assert code == 2 and "No AMMPL checkpoints" in capsys.readouterr().err
+
+
+def test_mask_picture_of_a_run_with_a_corrupt_meta_file_is_a_one_line_error(
+    trained_run, tmp_path, capsys
+):
+    _, out, _ = trained_run
+    copy = tmp_path / "run"
+    shutil.copytree(out / "prompt_learner", copy / "prompt_learner")
+    (copy / "prompt_learner" / "ammpl_meta.json").write_text("{not json")
+    picture = write_image(tmp_path / "a.png", (10, 90, 200))
+    code = viz_main(["masks", "--model-dir", str(copy), "--images", str(picture),
+                     "--out", str(tmp_path / "grid.png")])  # fmt: skip
+    error = capsys.readouterr().err
+    assert code == 2 and "ammpl_meta.json" in error and "Traceback" not in error
 
 
 def test_shading_marks_exactly_the_masked_patches():

@@ -16,10 +16,9 @@ from torch import nn
 from ammpl.engine import TRAINER_REGISTRY
 from ammpl.trainers.ammpl.config import AmmplSettings
 from ammpl.trainers.ammpl.model import AmmplCLIP
+from ammpl.trainers.ammpl.viz import META_FILE
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.utils import write_json
-
-META_FILE = "ammpl_meta.json"
 
 
 def model_meta(model: AmmplCLIP) -> dict:

@@ -20,7 +20,7 @@ from ammpl.trainers.ammpl.masks import eval_mask
 from ammpl.utils import CheckpointError, ConfigError
 
 MODEL_FOLDER = "prompt_learner"
-META_FILE = "ammpl_meta.json"
+META_FILE = "ammpl_meta.json"  # class names + patch geometry, written beside checkpoints
 PICTURE_MODES = ("threshold", "expected", "sample")
 MASKED_TINT = np.array([150.0, 20.0, 20.0])
 DEFAULT_IMAGE_SIZE = 224
@@ -40,7 +40,15 @@ class MaskHistory:
 
 def _read_meta(folder: Path) -> dict:
     path = folder / META_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise CheckpointError(
+            f"Cannot read {path} ({exc}): the class names of this AMMPL run are lost; "
+            "re-run its training to rewrite the file"
+        ) from None
 
 
 def _keep_values(P: torch.Tensor, mode: str, seed: int) -> torch.Tensor:
