@@ -17,6 +17,7 @@ whole command line are exercised; only interpreter start-up is shared.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -127,3 +128,20 @@ if __name__ == "__main__":
         serve(path)
     else:
         sys.exit(client(path, rest))
+
+
+@contextlib.contextmanager
+def warm_python(folder: str):
+    """A `$PYTHON` launcher for the scripts, backed by a warm fork server (torch imported once)."""
+    import subprocess
+
+    socket_path = os.path.join(folder, "server.sock")
+    server = subprocess.Popen(
+        [sys.executable, __file__, "serve", socket_path], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        yield write_launcher(os.path.join(folder, "python"), socket_path)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

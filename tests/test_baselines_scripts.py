@@ -37,19 +37,8 @@ TINY = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX
 @pytest.fixture(scope="module")
 def fast_python(tmp_path_factory):
     """$PYTHON for the scripts: a launcher talking to a warm fork server."""
-    folder = tmp_path_factory.mktemp("python")
-    socket_path = str(folder / "server.sock")
-    server = subprocess.Popen(
-        [sys.executable, script_server.__file__, "serve", socket_path],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout.readline().strip() == "ready"
-        yield script_server.write_launcher(str(folder / "python"), socket_path)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
+        yield launcher
 
 
 def run_script(repo_root: Path, script: str, args: list, env: dict, cwd: Path):

@@ -128,6 +128,14 @@ class Selection:
         return sorted(stems, key=dataset_sort_key)
 
 
+def is_fewshot_point(run: Run) -> bool:
+    """A run that belongs on the few-shot curves: a few-shot run, or zero-shot CLIP on all
+    classes (drawn at 0 shots)."""
+    return run.protocol == "fewshot" or (
+        run.protocol == "zeroshot" and run.subsample in ("all", "")
+    )
+
+
 def select(
     runs: Iterable[Run],
     accept: Callable[[Run], bool],

@@ -15,7 +15,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ammpl.results.aggregate import DEFAULT_SEEDS, MethodKey, key_labels, method_key, seed_stats
+from ammpl.results.aggregate import (
+    DEFAULT_SEEDS,
+    MethodKey,
+    is_fewshot_point,
+    key_labels,
+    method_key,
+    seed_stats,
+)
 from ammpl.results.aggregate import select as select_runs
 from ammpl.results.collect import Run
 from ammpl.results.names import ZEROSHOT_METHOD, dataset_display
@@ -55,9 +62,7 @@ def fewshot_panels(
     """The data of every panel (per dataset, then the average), and notes on left-out points."""
     selection = select_runs(
         runs,
-        lambda r: (
-            r.protocol == "fewshot" or (r.protocol == "zeroshot" and r.subsample in ("all", ""))
-        ),
+        is_fewshot_point,
         "few-shot",
         methods,
         datasets,

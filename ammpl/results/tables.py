@@ -17,6 +17,7 @@ from ammpl.results.aggregate import (
     MethodKey,
     SeedStat,
     harmonic_mean,
+    is_fewshot_point,
     key_labels,
     method_key,
     seed_stats,
@@ -347,9 +348,7 @@ def fewshot_table(
     """Rows method × shots (zero-shot CLIP as 0 shots), columns datasets + their average."""
     selection = select(
         runs,
-        lambda r: (
-            r.protocol == "fewshot" or (r.protocol == "zeroshot" and r.subsample in ("all", ""))
-        ),
+        is_fewshot_point,
         "few-shot",
         methods,
         datasets,
