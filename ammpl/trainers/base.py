@@ -98,7 +98,11 @@ class CLIPPromptTrainer(TrainerX):
 
     CFG_NODE: str = ""
     MODEL_NAME: str = "prompt_learner"
+    MODEL_ATTR: str = "prompt_learner"  # the model's submodule registered (unless whole)
     REGISTER_WHOLE_MODEL: bool = False
+    # Submodules (first part of a checkpoint key) whose shapes follow the class list, e.g.
+    # DPT's auxiliary classifiers: dropped at load (the fresh ones are kept).
+    CLASS_DEPENDENT_MODULES: tuple[str, ...] = ()
     LEARNS: bool = True  # False: evaluation needs no --model-dir (zero-shot)
 
     # -- configuration -------------------------------------------------------------
@@ -148,7 +152,9 @@ class CLIPPromptTrainer(TrainerX):
         self.model = self.build_custom_clip(classnames, clip_model)
         self.model.to(self.device)
 
-        registered = self.model if self.REGISTER_WHOLE_MODEL else self.model.prompt_learner
+        registered = (
+            self.model if self.REGISTER_WHOLE_MODEL else getattr(self.model, self.MODEL_ATTR)
+        )
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(registered, cfg.MODEL.INIT_WEIGHTS)
 
@@ -192,19 +198,24 @@ class CLIPPromptTrainer(TrainerX):
             output = self.forward_logits(image, label)
             loss = F.cross_entropy(output.float(), label)
 
-        if self.scaler is not None:
-            self.detect_anomaly(loss)
-            self.optim.zero_grad()
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optim)
-            self.scaler.update()
-        else:
-            self.model_backward_and_update(loss)
-
+        self.backward_and_update(loss)
         summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
+
+    def backward_and_update(self, loss: torch.Tensor) -> None:
+        """Zero, backward and step every registered optimiser; through the GradScaler in amp."""
+        if self.scaler is None:
+            self.model_backward_and_update(loss)
+            return
+        self.detect_anomaly(loss)
+        self.model_zero_grad()
+        self.scaler.scale(loss).backward()
+        for name in self.get_model_names():
+            if self._optims[name] is not None:
+                self.scaler.step(self._optims[name])
+        self.scaler.update()
 
     def parse_batch_train(self, batch: dict):
         return batch["img"].to(self.device), batch["label"].to(self.device)
@@ -238,7 +249,7 @@ class CLIPPromptTrainer(TrainerX):
             checkpoint = load_training_checkpoint(model_path)
             state_dict = self.map_checkpoint_keys(dict(checkpoint["state_dict"]))
             for key in list(state_dict):
-                if key.rsplit(".", 1)[-1] in CLASS_BUFFER_KEYS:
+                if key.rsplit(".", 1)[-1] in CLASS_BUFFER_KEYS or self.is_class_dependent(key):
                     del state_dict[key]
             self.check_loadable(name, model_path, state_dict)
             print(
@@ -246,12 +257,19 @@ class CLIPPromptTrainer(TrainerX):
             )
             self._models[name].load_state_dict(state_dict, strict=False)
 
+    def is_class_dependent(self, key: str) -> bool:
+        return key.split(".", 1)[0] in self.CLASS_DEPENDENT_MODULES
+
     def check_loadable(self, name: str, path: str, state_dict: dict) -> None:
         """Strict where it matters: every trainable tensor must be present with its shape
         (a typo in key names would otherwise load nothing, BASELINES Q20)."""
         module = self._models[name]
         own = module.state_dict()
-        missing = [k for k in trainable_parameters(module) if k not in state_dict]
+        missing = [
+            k
+            for k in trainable_parameters(module)
+            if k not in state_dict and not self.is_class_dependent(k)
+        ]
         if missing:
             raise CheckpointError(
                 f"Checkpoint {path} lacks trainable tensors {missing[:5]} of {type(self).__name__}"
