@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 
 from ammpl.trainers.param_counts import (
+    DPT_SCRIPT_OPTS,
     REPO_ROOT,
     PaperConfig,
     build_method_model,
@@ -43,6 +44,7 @@ class BenchRow:
     method: str
     trainer: str
     config: str
+    opts: tuple[str, ...] = ()
 
 
 ROWS = (
@@ -54,6 +56,10 @@ ROWS = (
     BenchRow("VPT", "VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml"),
     BenchRow("MaPLe", "MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml"),
     BenchRow("AMMPL", "AMMPL", "AMMPL/vit_b16_c4_ep5_batch4_ctxv1.yaml"),
+)
+ROWS += (
+    BenchRow("VP", "VP", "VP/vit_b16.yaml"),
+    BenchRow("DPT", "DPT", "DPT/vit_b16.yaml", DPT_SCRIPT_OPTS),
 )
 
 
@@ -93,7 +99,7 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
     config = os.path.join(REPO_ROOT, "configs", "trainers", row.config)
     if not os.path.isfile(config):
         return None
-    cfg = load_paper_cfg(PaperConfig(row.method, row.trainer, row.config, ""))
+    cfg = load_paper_cfg(PaperConfig(row.method, row.trainer, row.config, "", opts=row.opts))
     classnames = [f"class {i}" for i in range(args.classes)]
     with redirect_stdout(StringIO()):
         model = build_method_model(row.trainer, cfg, classnames, clip_model)
