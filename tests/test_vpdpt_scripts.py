@@ -20,9 +20,13 @@ from ammpl.engine import (
     merge_from_list,
     set_random_seed,
 )
+from ammpl.results.collect import collect_runs
+from ammpl.results.plots import fewshot_panels
+from ammpl.results.tables import fewshot_table
 from ammpl.trainers.param_counts import DPT_SCRIPT_OPTS
 from tests import _baselines_script_server as script_server
 from tests.test_baselines_scripts import run_script
+from tests.test_results_tables import run
 
 TINY = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
 METHODS = {"vp": ("VP", "prompter"), "dpt": ("DPT", "prompt_learner")}
@@ -82,6 +86,10 @@ def test_train_then_eval_only_reloads(repo_root, benchmark_root, fast_python, tm
     run_dir = tmp_path / "eurosat" / trainer / "vit_b16_1shots" / "seed1"
     trained = accuracy(run_dir)
     assert (run_dir / model_name / "model.pth.tar-1").is_file()
+    (collected,) = collect_runs(str(tmp_path), warn=pytest.fail)
+    assert (collected.method, collected.protocol, collected.shots) == (trainer, "fewshot", 1)
+    table = fewshot_table([collected], seeds=(1,))
+    assert table.rows[0][:2] == [trainer, "1"] and table.header[2] == "EuroSAT"
 
     config = repo_root / "configs" / "trainers" / trainer / "vit_b16.yaml"
     command = [
@@ -173,3 +181,15 @@ def test_dpt_checkpoints_move_to_new_classes(repo_root, benchmark_root, tmp_path
     again.set_model_mode("eval")
     image = next(iter(base.test_loader))["img"]
     assert torch.equal(again.model_inference(image), base.model_inference(image))
+
+
+def test_figure_2_curves_know_vp_and_dpt():
+    """Few-shot tables and plots order the Figure 2 methods with VP and DPT before AMMPL."""
+    runs = [run("ZeroshotCLIP", "eurosat", accuracy=48.0)]
+    for trainer in ("AMMPL", "DPT", "MaPLe", "VP"):
+        runs += [run(trainer, "eurosat", s, 60.0 + k, shots=k) for s in (1, 2, 3) for k in (1, 2)]
+    panels, _ = fewshot_panels(runs)
+    assert [c.label for c in panels[0].curves] == ["MaPLe", "VP", "DPT", "AMMPL"]
+    rows = [row[:2] for row in fewshot_table(runs).rows]
+    assert rows[1:5] == [["MaPLe", "1"], ["MaPLe", "2"], ["VP", "1"], ["VP", "2"]]
+    assert rows[5:] == [["DPT", "1"], ["DPT", "2"], ["AMMPL", "1"], ["AMMPL", "2"]]
