@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import math
+from pathlib import Path
 
 import open_clip
 import pytest
@@ -190,6 +191,14 @@ def test_d7_counts_vit_b16_and_tiny(clip3):
     ten = type(dpt_row)(**{**dpt_row.__dict__, "n_classes": 10})
     counts = [count for _, count in paper_counts("vit_b16", rows=(vp_row, dpt_row, ten))]
     assert counts == [69_840, 1_136_384 + 768 * 100, 1_136_384 + 768 * 10]
+    per_class = (counts[1] - counts[2]) // 90
+    base = counts[1] - 100 * per_class
+    for doc in ("README.md", "docs/METHODS.md"):  # the documented rows quote these numbers
+        text = (Path(__file__).resolve().parents[1] / doc).read_text()
+        rows = [line for line in text.splitlines() if line.startswith("| VP (padding")]
+        assert len(rows) == 1 and f"{counts[0]:,} (224 px, pad 30)" in rows[0], doc
+        rows = [line for line in text.splitlines() if line.startswith("| DPT | `DPT`")]
+        assert len(rows) == 1 and f"{base:,} + {per_class}·K" in rows[0], doc
     model = dpt_model(clip3, N_CTX_VISION=10, BOTTOMLIMIT=2, CPN=10)
     per_block = EMBED * D_V + D_V + 2 * 32 * D_V + D_V * D_V + 4 * D_V + 10 * D_V
     expected = 16 * 64 + 1 * 10 * D_V + 2 * (per_block + D_V * len(CLASSES))
