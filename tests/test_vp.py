@@ -143,6 +143,8 @@ def test_bad_pad_size_and_method_are_one_line_errors(clip_model):
         vp_model(clip_model, PROMPT_SIZE=0)
     with pytest.raises(ConfigError, match="TRAINER.VP.METHOD must be one of padding"):
         vp_model(clip_model, METHOD="fixed_patch")
+    with pytest.raises(ConfigError, match="WARMUP_MAX_FRACTION in \\[0, 1\\]"):
+        vp_model(clip_model, WARMUP_MAX_FRACTION=1.5)
     model = vp_model(clip_model, size=(64, 64), PROMPT_SIZE=8)
     with pytest.raises(ConfigError, match="set INPUT.SIZE"):
         model.prompter(images(1))

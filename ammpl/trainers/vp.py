@@ -128,6 +128,11 @@ class VPCLIP(nn.Module):
             raise ConfigError(
                 f"TRAINER.VP.METHOD must be one of {', '.join(VP_METHODS)}, got '{node.METHOD}'"
             )
+        if node.WARMUP_STEPS < 0 or not 0.0 <= node.WARMUP_MAX_FRACTION <= 1.0:
+            raise ConfigError(
+                f"TRAINER.VP.WARMUP_STEPS must be ≥ 0 and WARMUP_MAX_FRACTION in [0, 1] "
+                f"(0 = no cap), got {node.WARMUP_STEPS} and {node.WARMUP_MAX_FRACTION}"
+            )
         height, width = image_size(input_size)
         device = clip_model.logit_scale.device
         self.prompter = PadPrompter(height, width, node.PROMPT_SIZE, node.INIT_STD).to(device)
