@@ -58,12 +58,21 @@ class KgCoOpCLIP(CoOpCLIP):
         hand = encode_templates(TextEncoder(clip_model), classnames, [template])[0]
         hand = hand / hand.norm(dim=-1, keepdim=True)  # normalised here and again at use
         self.register_buffer("hand_text_features", hand, persistent=False)
+        self.weight = float(node.W)
 
     def forward_train(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, knowledge-guided term) from one text pass."""
         text = self.text_features()
         logits = clip_logits(self.image_encoder(image), text, self.logit_scale)
         return logits, knowledge_guided_term(text, self.hand_text_features)
+
+    def train_loss(
+        self, image: torch.Tensor, label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(CE + W · term, logits, {"kg": W · term}) of one batch."""
+        logits, term = self.forward_train(image)
+        weighted = self.weight * term
+        return F.cross_entropy(logits.float(), label) + weighted, logits, {"kg": weighted}
 
 
 @TRAINER_REGISTRY.register()
@@ -79,7 +88,5 @@ class KgCoOp(CoOp):
         return KgCoOpCLIP(self.cfg.TRAINER.KGCOOP, classnames, clip_model, template)
 
     def compute_loss(self, image: torch.Tensor, label: torch.Tensor):
-        logits, term = self.model.forward_train(image)
-        weighted = float(self.cfg.TRAINER.KGCOOP.W) * term
-        loss = F.cross_entropy(logits.float(), label) + weighted
-        return loss, logits, {"kg": weighted.item()}
+        loss, logits, parts = self.model.train_loss(image, label)
+        return loss, logits, {name: value.item() for name, value in parts.items()}

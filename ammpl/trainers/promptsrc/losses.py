@@ -16,7 +16,17 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ammpl.trainers.promptsrc.model import SRCOutputs
+
+@dataclass
+class SRCOutputs:
+    """Everything one training batch's losses need (features L2-normalised)."""
+
+    logits: torch.Tensor  # (B, K) prompted
+    text_features: torch.Tensor  # (K, e) prompted
+    image_features: torch.Tensor  # (B, e) prompted
+    zs_text_features: torch.Tensor  # (K, e) frozen, template ensemble
+    zs_image_features: torch.Tensor  # (B, e) frozen
+    zs_logits: torch.Tensor  # (B, K) frozen
 
 
 @dataclass(frozen=True)

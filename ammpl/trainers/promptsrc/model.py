@@ -9,8 +9,6 @@ we (`teacher_text_features` on the fp32 backbone, see `PromptSRC.prepare_float_c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 from yacs.config import CfgNode as CN
@@ -18,6 +16,7 @@ from yacs.config import CfgNode as CN
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import register_cfg_extension
 from ammpl.trainers.ivlp import IVLPCLIP
+from ammpl.trainers.promptsrc.losses import SRCOutputs, SRCWeights, promptsrc_loss
 from ammpl.trainers.templates import PROMPTSRC_TEMPLATES, encode_templates
 
 
@@ -51,18 +50,6 @@ def teacher_text_features(clip_model: nn.Module, classnames: list[str]) -> torch
     return encode_templates(TextEncoder(clip_model), classnames, PROMPTSRC_TEMPLATES).mean(dim=0)
 
 
-@dataclass
-class SRCOutputs:
-    """Everything one training batch's losses need (features L2-normalised)."""
-
-    logits: torch.Tensor  # (B, K) prompted
-    text_features: torch.Tensor  # (K, e) prompted
-    image_features: torch.Tensor  # (B, e) prompted
-    zs_text_features: torch.Tensor  # (K, e) frozen, template ensemble
-    zs_image_features: torch.Tensor  # (B, e) frozen
-    zs_logits: torch.Tensor  # (B, K) frozen
-
-
 class PromptSRCCLIP(IVLPCLIP):
     """IVLP (deep text + vision prompts) with a frozen zero-shot teacher for training."""
 
@@ -79,6 +66,7 @@ class PromptSRCCLIP(IVLPCLIP):
         device = clip_model.ln_final.weight.device
         teacher = normalise(teacher_text.float().to(device))
         self.register_buffer("zs_text_features", teacher, persistent=False)
+        self.loss_weights = SRCWeights.from_node(node)
 
     def forward_train(self, image: torch.Tensor) -> SRCOutputs:
         """Prompted logits and features, and the frozen teacher's (without gradients)."""
@@ -91,3 +79,11 @@ class PromptSRCCLIP(IVLPCLIP):
             zs_text = self.zs_text_features
             zs_logits = scale * zs_image @ zs_text.to(zs_image.dtype).t()
         return SRCOutputs(logits, text, image_features, zs_text, zs_image, zs_logits)
+
+    def train_loss(
+        self, image: torch.Tensor, label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """(PromptSRC loss, prompted logits, the loss's weighted parts) of one batch."""
+        out = self.forward_train(image)
+        loss, parts = promptsrc_loss(out, label, self.loss_weights)
+        return loss, out.logits, parts

@@ -16,7 +16,6 @@ from ammpl.engine import TRAINER_REGISTRY
 from ammpl.trainers.base import trainable_parameters
 from ammpl.trainers.ivlp import IVLP
 from ammpl.trainers.promptsrc.gpa import GaussianPromptAggregator, gaussian_epoch_weights
-from ammpl.trainers.promptsrc.losses import SRCWeights, promptsrc_loss
 from ammpl.trainers.promptsrc.model import PromptSRCCLIP, teacher_text_features
 from ammpl.utils import CheckpointError
 
@@ -49,7 +48,6 @@ class PromptSRC(IVLP):
     def build_model(self) -> None:
         super().build_model()
         node = self.cfg.TRAINER.PROMPTSRC
-        self.loss_weights = SRCWeights.from_node(node)
         self.gpa = None
         if node.GPA:
             weights = gaussian_epoch_weights(node.GPA_MEAN, node.GPA_STD, self.max_epoch)
@@ -57,9 +55,8 @@ class PromptSRC(IVLP):
 
     # -- training ------------------------------------------------------------------
     def compute_loss(self, image: torch.Tensor, label: torch.Tensor):
-        out = self.model.forward_train(image)
-        loss, parts = promptsrc_loss(out, label, self.loss_weights)
-        return loss, out.logits, {name: value.item() for name, value in parts.items()}
+        loss, logits, parts = self.model.train_loss(image, label)
+        return loss, logits, {name: value.item() for name, value in parts.items()}
 
     def gpa_tensors(self) -> dict[str, torch.Tensor]:
         """What GPA averages: the trainable tensors of the registered model."""
