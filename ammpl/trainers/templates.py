@@ -151,16 +151,22 @@ def kgcoop_template(dataset_name: str) -> str:
 
 @torch.no_grad()
 def encode_templates(
-    text_encoder: torch.nn.Module, classnames: Sequence[str], templates: Sequence[str]
+    text_encoder: torch.nn.Module,
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    chunk_size: int = 1024,
 ) -> torch.Tensor:
     """Un-normalised text features (T, K, e) of every template filled with every class name
-    (underscores read as spaces), one template per pass through `text_encoder`."""
+    (underscores read as spaces), `chunk_size` sentences per pass through `text_encoder`."""
     from ammpl.clip.tokenizer import tokenize
 
     device = text_encoder.positional_embedding.device
     names = [name.replace("_", " ") for name in classnames]
-    features = [
-        text_encoder.encode_token_ids(tokenize([t.format(n) for n in names]).to(device))
-        for t in templates
-    ]
-    return torch.stack(features)
+    token_ids = tokenize([t.format(n) for t in templates for n in names]).to(device)
+    features = torch.cat(
+        [
+            text_encoder.encode_token_ids(token_ids[start : start + chunk_size])
+            for start in range(0, token_ids.shape[0], chunk_size)
+        ]
+    )
+    return features.reshape(len(templates), len(names), -1)

@@ -3,8 +3,9 @@
 The teacher needs no second CLIP: our prompts live on our own modules, so the shared image
 encoder run without prompts *is* frozen CLIP's image tower. The teacher's text features are
 the mean of the un-normalised features of PROMPTSRC_TEMPLATES (60 templates), normalised
-once; the reference computes them with a float copy of CLIP whatever PREC says, and so do
-we (`teacher_text_features` on the fp32 backbone, see `PromptSRC.prepare_float_clip`).
+once; the reference computes them with a float copy of CLIP whatever PREC says, and so does
+the trainer (`teacher_text_features` on the fp32 backbone, `PromptSRC.prepare_float_clip`).
+A model built without them (parameter counts, benchmarks) computes them on first use.
 """
 
 from __future__ import annotations
@@ -61,12 +62,20 @@ class PromptSRCCLIP(IVLPCLIP):
         teacher_text: torch.Tensor | None = None,
     ) -> None:
         super().__init__(node, classnames, clip_model, node_name="PROMPTSRC")
-        if teacher_text is None:  # no float copy was offered: use the model as it is
-            teacher_text = teacher_text_features(clip_model, classnames)
-        device = clip_model.ln_final.weight.device
-        teacher = normalise(teacher_text.float().to(device))
-        self.register_buffer("zs_text_features", teacher, persistent=False)
+        self.classnames = list(classnames)
+        if teacher_text is not None:
+            device = clip_model.ln_final.weight.device
+            teacher_text = normalise(teacher_text.float().to(device))
+        self.register_buffer("zs_text_features", teacher_text, persistent=False)
         self.loss_weights = SRCWeights.from_node(node)
+
+    def zero_shot_text_features(self) -> torch.Tensor:
+        """The teacher's normalised class features (K, e); computed here, from the model's
+        own (frozen) text tower, on first use when none were given at construction."""
+        if self.zs_text_features is None:
+            raw = encode_templates(self.text_encoder, self.classnames, PROMPTSRC_TEMPLATES)
+            self.zs_text_features = normalise(raw.mean(dim=0).float())
+        return self.zs_text_features
 
     def forward_train(self, image: torch.Tensor) -> SRCOutputs:
         """Prompted logits and features, and the frozen teacher's (without gradients)."""
@@ -76,7 +85,7 @@ class PromptSRCCLIP(IVLPCLIP):
         logits = scale * image_features @ text.t()  # clip_logits on normalised features
         with torch.no_grad():
             zs_image = normalise(self.image_encoder(image))
-            zs_text = self.zs_text_features
+            zs_text = self.zero_shot_text_features()
             zs_logits = scale * zs_image @ zs_text.to(zs_image.dtype).t()
         return SRCOutputs(logits, text, image_features, zs_text, zs_image, zs_logits)
 
