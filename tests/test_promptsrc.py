@@ -192,3 +192,18 @@ def test_gpa_aggregate_is_the_weighted_sum_and_its_state_round_trips():
     assert torch.equal(aggregator.total["a"], resumed.total["a"])
     with pytest.raises(RuntimeError, match="already holds epoch 3"):
         aggregator.add(2, per_epoch[2])
+
+
+def test_reference_fp16_precision_map():
+    """In the half CLIP, ctx is fp16 (derived from the token embedding), the deep and vision
+    prompts fp32, and GPA sums each tensor in its own dtype."""
+    from ammpl.clip.precision import to_reference_half
+
+    model = PromptSRCCLIP(method_node("PROMPTSRC"), CLASSNAMES, to_reference_half(tiny_clip()))
+    dtypes = {n: p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    assert dtypes.pop("prompt_learner.ctx") == torch.float16
+    assert dtypes and set(dtypes.values()) == {torch.float32}
+    aggregator = GaussianPromptAggregator(gaussian_epoch_weights(1, 1, 2))
+    aggregator.add(0, dict(model.named_parameters()))
+    assert aggregator.total["prompt_learner.ctx"].dtype == torch.float16
+    assert aggregator.total["vision_prompts.shallow"].dtype == torch.float32
