@@ -96,3 +96,16 @@ def test_weight_zero_equals_coop(clip_model, batch, ctx_init, csc):
         assert torch.equal(kgcoop(batch), coop(batch))
     trainable = [n for n, p in kgcoop.named_parameters() if p.requires_grad]
     assert trainable == ["prompt_learner.ctx"]
+
+
+def test_results_names_and_order_know_both_methods():
+    from ammpl.results.layout import infer_layout
+    from ammpl.results.names import METHOD_ORDER, method_name, method_sort_key
+
+    assert method_name("KgCoOp", "vit_b16_ep100_ctxv1") == "KgCoOp"
+    assert method_name("PromptSRC", "vit_b16_c2_ep20_batch4_4+4ctx") == "PromptSRC"
+    assert {"KgCoOp", "PromptSRC"} <= set(METHOD_ORDER)
+    keys = [method_sort_key(m) for m in ("AMMPL", "KgCoOp", "PromptSRC")]
+    assert keys == sorted(keys) and keys[-1][0] < len(METHOD_ORDER)
+    run = infer_layout("out/base2new/train_base/dtd/shots_16/PromptSRC/cfg/seed1")
+    assert run.trainer == "PromptSRC" and run.protocol == "base2new"
