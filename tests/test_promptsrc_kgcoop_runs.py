@@ -37,7 +37,7 @@ METHODS = {
 EPOCHS = 3
 
 
-def build(repo_root: Path, data_root: Path, out: Path, method: str):
+def build(repo_root: Path, data_root: Path, out: Path, method: str, opts: tuple = ()):
     import ammpl.data.datasets  # noqa: F401
     import ammpl.trainers  # noqa: F401
 
@@ -65,6 +65,7 @@ def build(repo_root: Path, data_root: Path, out: Path, method: str):
     )  # fmt: skip
     if method == "PromptSRC":
         merge_from_list(cfg, ["TRAINER.PROMPTSRC.GPA_MEAN", "2", "TRAINER.PROMPTSRC.GPA_STD", "1"])
+    merge_from_list(cfg, list(opts))
     cfg.freeze()
     set_random_seed(1)
     return build_trainer(cfg)
@@ -152,6 +153,15 @@ def test_interrupted_run_resumes_exactly(
         assert resumed.gpa.epochs == reference.gpa.epochs == list(range(EPOCHS))
         for name, value in reference.gpa.total.items():
             assert torch.equal(resumed.gpa.total[name], value), name
+
+
+def test_gpa_settings_are_checked_before_anything_is_built(repo_root, benchmark_root, tmp_path):
+    from ammpl.utils import ConfigError
+
+    with pytest.raises(ConfigError, match="GPA_STD must be > 0"):
+        build(repo_root, benchmark_root, tmp_path, "PromptSRC", ("TRAINER.PROMPTSRC.GPA_STD", "0"))
+    off = ("TRAINER.PROMPTSRC.GPA", "False", "TRAINER.PROMPTSRC.GPA_STD", "0")
+    assert build(repo_root, benchmark_root, tmp_path, "PromptSRC", off).gpa is None
 
 
 def test_resuming_without_gpa_state_is_an_error(repo_root, benchmark_root, tmp_path):
