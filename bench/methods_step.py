@@ -3,7 +3,8 @@
 Each method's model is built by its own trainer code from its config file (as
 `ammpl.trainers.param_counts` does), on the tiny backbone (CPU) or a ViT-B/16-sized CLIP
 with random weights (throughput does not depend on weight values). A training step is
-forward + cross-entropy + backward + SGD step at the config's training batch size; the
+forward + the method's training loss (cross-entropy, plus PromptSRC's or KgCoOp's
+regularisers) + backward + SGD step at the config's training batch size; the
 evaluation rate is images/s at the evaluation batch size (the configs' 100 by default).
 
     python bench/methods_step.py                                     # tiny, CPU
@@ -56,6 +57,8 @@ ROWS = (
     BenchRow("VPT", "VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml"),
     BenchRow("MaPLe", "MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml"),
     BenchRow("AMMPL", "AMMPL", "AMMPL/vit_b16_c4_ep5_batch4_ctxv1.yaml"),
+    BenchRow("PromptSRC", "PromptSRC", "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml"),
+    BenchRow("KgCoOp", "KgCoOp", "KgCoOp/vit_b16_ep100_ctxv1.yaml"),
 )
 ROWS += (
     BenchRow("VP", "VP", "VP/vit_b16.yaml"),
@@ -122,8 +125,11 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
         def train_step() -> None:
             model.train()
             with autocast:
-                logits = model(images[:train_batch])
-                loss = F.cross_entropy(logits.float(), labels)
+                if hasattr(model, "train_loss"):  # methods with regularisers
+                    loss = model.train_loss(images[:train_batch], labels)[0]
+                else:
+                    logits = model(images[:train_batch])
+                    loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

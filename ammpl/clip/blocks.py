@@ -214,10 +214,10 @@ def injection_hook(
     def replace_slots(block_index: int, x: torch.Tensor) -> torch.Tensor:
         if not 1 <= block_index <= len(prompts):
             return x
-        prompt = prompts[block_index - 1]
-        if round_fp16:
-            prompt = prompt.half()
-        prompt = prompt.to(x.dtype).expand(x.shape[0], -1, -1)
+        prompt = prompts[block_index - 1].expand(x.shape[0], -1, -1)
+        if round_fp16:  # after the expand, as the reference: gradients are rounded per
+            prompt = prompt.half()  # sequence, then summed in the prompt's own dtype
+        prompt = prompt.to(x.dtype)
         n = prompt.shape[1]
         if first_slot is None:
             return torch.cat([x[:, :-n], prompt], dim=1)

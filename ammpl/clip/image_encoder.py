@@ -121,8 +121,10 @@ class ImageEncoder(nn.Module):
 
         n_prompts = 0
         if shallow_prompts is not None:
-            prompts = shallow_prompts.half() if self.round_prompts_fp16 else shallow_prompts
-            prompts = prompts.to(x.dtype).expand(batch, *shallow_prompts.shape[-2:])
+            prompts = shallow_prompts.expand(batch, *shallow_prompts.shape[-2:])
+            if self.round_prompts_fp16:  # per image, as the reference (expand, then .half())
+                prompts = prompts.half()
+            prompts = prompts.to(x.dtype)
             n_prompts = prompts.shape[1]
             x = torch.cat([x, prompts], dim=1)
         if deep_prompts and any(p.shape[0] != n_prompts for p in deep_prompts):

@@ -49,6 +49,7 @@ DATASET_STEM_BY_NAME = {
     "UCF101": "ucf101",
 }
 METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "VP", "DPT", "AMMPL")
+METHOD_ORDER += ("KgCoOp", "PromptSRC")
 ZEROSHOT_METHOD = "ZS-CLIP"
 
 COOP_VARIANT = re.compile(r"nctx(\d+)_csc(True|False)_ctp(\w+)$")

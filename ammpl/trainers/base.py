@@ -137,11 +137,16 @@ class CLIPPromptTrainer(TrainerX):
             "name": getattr(clip_model, "ammpl_backbone_name", cfg.MODEL.BACKBONE.NAME),
             "source": getattr(clip_model, "ammpl_source", ""),
         }
+        self.prepare_float_clip(clip_model)
         if self.precision == "fp16":
             to_reference_half(clip_model)
         for param in clip_model.parameters():
             param.requires_grad_(False)
         return clip_model
+
+    def prepare_float_clip(self, clip_model: nn.Module) -> None:
+        """Hook: sees the fp32 backbone before the run's precision is applied (for what the
+        reference computes with a float copy of CLIP whatever PREC says)."""
 
     def build_model(self) -> None:
         cfg = self.cfg
@@ -192,14 +197,21 @@ class CLIPPromptTrainer(TrainerX):
         """Training-time logits; methods that need labels in the forward override this."""
         return self.model(image)
 
+    def compute_loss(
+        self, image: torch.Tensor, label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(training loss, logits, extra terms to log) of one batch, run under autocast;
+        methods with regularisers override this, the update below stays shared."""
+        output = self.forward_logits(image, label)
+        return F.cross_entropy(output.float(), label), output, {}
+
     def forward_backward(self, batch: dict) -> dict:
         image, label = self.parse_batch_train(batch)
         with self.autocast():
-            output = self.forward_logits(image, label)
-            loss = F.cross_entropy(output.float(), label)
+            loss, output, terms = self.compute_loss(image, label)
 
         self.backward_and_update(loss)
-        summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
+        summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item(), **terms}
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary

@@ -82,6 +82,19 @@ PAPER_CONFIGS: tuple[PaperConfig, ...] = (
         "few-shot",
         n_classes=100,
     ),
+    PaperConfig(
+        "PromptSRC",
+        "PromptSRC",
+        "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+        "base-to-new (few-shot: the 50-epoch config, same prompts)",
+    ),
+    PaperConfig(
+        "PromptSRC (cross-dataset)",
+        "PromptSRC",
+        "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets.yaml",
+        "cross-dataset, DG",
+    ),
+    PaperConfig("KgCoOp", "KgCoOp", "KgCoOp/vit_b16_ep100_ctxv1.yaml", "base-to-new, all"),
 )
 
 
