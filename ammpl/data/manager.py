@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 from torch.utils.data.dataloader import default_collate
 
 from ammpl.data.base import Datum
+from ammpl.data.fewshot import shortfall_notice, shots_per_class
 from ammpl.data.image_io import read_image
 from ammpl.data.registry import build_dataset
 from ammpl.data.transforms import build_transform, interpolation_mode
@@ -220,6 +221,12 @@ class DataManager:
         self.train_loader_u = None
         self.val_loader = loader(dataset.val, test_cfg, tfm_test, False) if dataset.val else None
         self.test_loader = loader(dataset.test, test_cfg, tfm_test, False)
+
+        num_shots = int(_option(cfg.DATASET, "NUM_SHOTS", -1))
+        self.shots_per_class = shots_per_class(dataset.train_x, num_shots)
+        notice = shortfall_notice(dataset.train_x, num_shots)
+        if notice:
+            print(notice)
 
         self._num_classes = dataset.num_classes
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)

@@ -245,6 +245,8 @@ class CLIPPromptTrainer(TrainerX):
                 f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint.get("epoch")})'
             )
             self._models[name].load_state_dict(state_dict, strict=False)
+            if checkpoint.get("epoch") is not None:  # results.json records the loaded epoch
+                self._epochs_done = int(checkpoint["epoch"])
 
     def check_loadable(self, name: str, path: str, state_dict: dict) -> None:
         """Strict where it matters: every trainable tensor must be present with its shape

@@ -92,6 +92,13 @@ class AmmplSettings:
             raise ConfigError(
                 f"TRAINER.AMMPL.PREC must be one of {', '.join(PRECISIONS)}, got '{node.PREC}'"
             )
+        if bool(node.PAD) and not bool(node.MASK):
+            # A config asking for padding without a mask is a mistake, not an ablation: the
+            # padding only fills masked patches, so it would silently do nothing.
+            raise ConfigError(
+                "TRAINER.AMMPL.PAD True needs TRAINER.AMMPL.MASK True (padding fills masked "
+                "patches); with MASK False set PAD False too"
+            )
         return cls(
             n_ctx=int(node.N_CTX),
             ctx_init=str(node.CTX_INIT),
