@@ -117,6 +117,17 @@ def collate_skipping_bad(samples: list[dict]) -> dict:
     return batch
 
 
+def describe_bad_images(messages: Sequence[str], shown: int = 3) -> str:
+    """One line for the undecodable images of a batch: how many, the first few, the fixes."""
+    head = "; ".join(messages[:shown]) + ("; …" if len(messages) > shown else "")
+    if len(messages) > 1:
+        head = f"{len(messages)} images of one batch cannot be decoded: {head}"
+    return (
+        f"{head} (set DATASET.SKIP_BAD_IMAGES True to skip them; `ammpl-data check --root "
+        "<root> <dataset> --decode` lists every damaged image)"
+    )
+
+
 class CheckedDataLoader(DataLoader):
     """A DataLoader that raises or skips (and records) the bad images its workers report."""
 
@@ -128,9 +139,9 @@ class CheckedDataLoader(DataLoader):
     def __iter__(self) -> Iterator[dict]:
         for batch in super().__iter__():
             bad = batch.pop(BAD_IMAGE_KEY)
+            if bad and not self.skip_bad_images:
+                raise DataError(describe_bad_images([message for _, message in bad]))
             for impath, message in bad:
-                if not self.skip_bad_images:
-                    raise DataError(f"{message} (set DATASET.SKIP_BAD_IMAGES True to skip it)")
                 self.skipped.add(impath, message)
             if batch:
                 yield batch
