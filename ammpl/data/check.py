@@ -20,6 +20,7 @@ from ammpl.data.datasets.benchmark import (
     missing_entries,
 )
 from ammpl.data.image_io import read_image
+from ammpl.data.published import PUBLISHED
 from ammpl.data.registry import DATASET_REGISTRY
 from ammpl.utils.errors import ConfigError, DataError
 from ammpl.utils.registry import closest_name
@@ -59,6 +60,7 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
 
     def fail(self, status: str, problem: str, fix: str = "") -> None:
         self.status = status
@@ -110,6 +112,32 @@ def undecodable(entries: Sequence[Entry], workers: int | None = None) -> list[tu
     return [(entry, text) for entry, text in zip(entries, reasons) if text is not None]
 
 
+def compare_with_published(name: str, entries: Sequence[Entry]) -> list[str]:
+    """'<what> <found> (published <n>)' for every count that differs from the papers'.
+
+    Per split where the inventory knows the split (split files, official lists, the
+    test-only variants); the class count always.
+    """
+    published = PUBLISHED.get(name)
+    if published is None:
+        return []
+    test_only = list(published.sizes) == ["test"]
+    found: dict[str, int] = {}
+    for entry in entries:
+        split = "test" if test_only else entry.split
+        if split:
+            found[split] = found.get(split, 0) + 1
+    differences = []
+    if found:
+        for split, expected in published.sizes.items():
+            if found.get(split, 0) != expected:
+                differences.append(f"{split} {found.get(split, 0):,} (published {expected:,})")
+    classes = len({entry.label for entry in entries})
+    if classes != published.classes:
+        differences.append(f"classes {classes:,} (published {published.classes:,})")
+    return differences
+
+
 def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "") -> CheckReport:
     """Status of one dataset under `root`; every problem comes with how to fix it."""
     cls = reader_class(name)
@@ -129,6 +157,7 @@ def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "
     if not entries:
         report.fail(BROKEN, "no images found", f"download {cls.download}")
         return report
+    report.differences = compare_with_published(name, entries)
     missing = missing_entries(entries)
     if missing:
         fix = f"restore the missing files from the original archives (download {cls.download})"
@@ -160,5 +189,11 @@ def format_report(report: CheckReport) -> str:
     lines = [head]
     lines += [f"    problem: {problem}" for problem in report.problems]
     lines += [f"    fix: {fix}" for fix in report.fixes]
+    if report.differences:
+        lines.append(
+            "    differs from the published counts: "
+            + ", ".join(report.differences)
+            + " (fake, partial or other data: results will not be comparable with papers)"
+        )
     lines += [f"    note: {note}" for note in report.notes]
     return "\n".join(lines)

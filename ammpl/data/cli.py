@@ -56,7 +56,11 @@ def run_check(args: argparse.Namespace) -> int:
     for report in reports:
         print(format_report(report))
     statuses = [report.status for report in reports]
-    print(", ".join(f"{statuses.count(s)} {s}" for s in ("present", "missing", "broken")))
+    summary = ", ".join(f"{statuses.count(s)} {s}" for s in ("present", "missing", "broken"))
+    differing = sum(bool(report.differences) for report in reports)
+    if differing:
+        summary += f"; {differing} differ from the published counts"
+    print(summary)
     return 0 if all(report.status == PRESENT for report in reports) else 1
 
 
