@@ -22,6 +22,7 @@ from typing import Any
 
 from yacs.config import CfgNode
 
+from ammpl.integrations.dassl_schedulers import repair_warmup_schedulers
 from ammpl.utils import AmmplError, ConfigError, closest_name
 
 __all__ = ["PREFIX", "dassl_trainer_class", "extend_cfg", "register_ammpl_trainers"]
@@ -257,6 +258,7 @@ def register_ammpl_trainers(names: Iterable[str] | None = None) -> list[str]:
     registered later under one of our names would fail Dassl's duplicate-name check.
     """
     engine = _dassl_engine()
+    repair_warmup_schedulers()  # the fork's own trainers need them too (torch ≥ 2.10)
     registry = engine.TRAINER_REGISTRY
     ours = _our_trainers()
     available: list[str] = []
