@@ -162,3 +162,22 @@ def test_eval_only_records_the_loaded_epoch_and_verbose_shows_the_config(short_r
     assert terminal.count("** Config **") == 1
     record = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert record["results"]["test"]["epoch"] == 1
+
+
+def test_a_test_only_dataset_gets_no_shortfall_notice(benchmark_root, capsys):
+    from ammpl.data.manager import DataManager
+
+    cfg = get_cfg_default()
+    cfg.DATASET.ROOT, cfg.DATASET.NAME, cfg.DATASET.NUM_SHOTS = str(benchmark_root), "ImageNetA", 16
+    cfg.DATALOADER.NUM_WORKERS = 0
+    dm = DataManager(cfg)
+    assert "Notice: DATASET.NUM_SHOTS" not in capsys.readouterr().out
+    assert dm.shots_per_class == {"requested": 16, "min": 10, "max": 10}
+
+
+def test_ammpl_data_check_with_an_empty_root_says_so(tmp_path, capsys, monkeypatch):
+    from ammpl.data.cli import main as data_main
+
+    monkeypatch.chdir(tmp_path)
+    assert data_main(["check", "--root", "", "dtd"]) == 2
+    assert "--root is empty" in one_error_line(capsys)

@@ -49,6 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> int:
     from ammpl.data.check import PRESENT, check_datasets, format_report
 
+    if not args.root.strip():
+        raise DataError("--root is empty: pass the folder holding the datasets ($DATA)")
     root = os.path.abspath(os.path.expanduser(args.root))
     if not os.path.isdir(root):
         raise DataError(f"Data root '{root}' does not exist (pass the folder holding the datasets)")

@@ -235,7 +235,8 @@ class DataManager:
 
         num_shots = int(_option(cfg.DATASET, "NUM_SHOTS", -1))
         self.shots_per_class = shots_per_class(dataset.train_x, num_shots)
-        notice = shortfall_notice(dataset.train_x, num_shots)
+        test_only = dataset.train_x is dataset.test  # ImageNet variants: no training images
+        notice = None if test_only else shortfall_notice(dataset.train_x, num_shots)
         if notice:
             print(notice)
 
