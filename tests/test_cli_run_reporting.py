@@ -160,6 +160,7 @@ def test_eval_only_records_the_loaded_epoch_and_verbose_shows_the_config(short_r
     )
     assert code == 0
     assert terminal.count("** Config **") == 1
+    assert "seed 1, evaluation only\nOutput: " in terminal
     record = json.loads((tmp_path / "eval" / "results.json").read_text())
     assert record["results"]["test"]["epoch"] == 1
 

@@ -71,7 +71,7 @@ def format_args(args: argparse.Namespace, cfg) -> str:
     return "\n".join(lines)
 
 
-def run_header(cfg) -> str:
+def run_header(cfg, eval_only: bool = False) -> str:
     """The few lines a terminal gets instead of the ~180-line config."""
     shots = cfg.DATASET.NUM_SHOTS
     facts = [
@@ -81,7 +81,7 @@ def run_header(cfg) -> str:
         f"{shots} shots" if shots >= 1 else "all training images",
         f"classes {cfg.DATASET.SUBSAMPLE_CLASSES}",
         f"seed {cfg.SEED}",
-        f"{cfg.OPTIM.MAX_EPOCH} epochs",
+        "evaluation only" if eval_only else f"{cfg.OPTIM.MAX_EPOCH} epochs",
     ]
     where = cfg.OUTPUT_DIR or "(no output folder)"
     return (
@@ -99,7 +99,7 @@ def print_args(args: argparse.Namespace, cfg, verbose: bool = False) -> None:
     full += f"{collect_env_info()}\n"
     if verbose or not log_only(full):
         print(full)
-    print(run_header(cfg))
+    print(run_header(cfg, eval_only=bool(getattr(args, "eval_only", False))))
 
 
 def check_before_building(args: argparse.Namespace, cfg) -> None:
