@@ -30,7 +30,7 @@ def extend_cfg(cfg: CN) -> None:
     node.P_INIT_STD = 0.05
     node.PAD_INIT_STD = 0.02
     node.MASK = True  # C1: learnable patch mask
-    node.PAD = True  # C2: learnable padding of masked patches
+    node.PAD = True  # C2: learnable padding of masked patches (needs MASK True)
     node.INTERACT = True  # C3: image → text shift and text → padding networks
     node.MASK_PER_IMAGE = True
     node.TEST_MASK = "threshold"
