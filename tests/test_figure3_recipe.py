@@ -51,11 +51,10 @@ def recipe_run(repo_root, tmp_path_factory):
             timeout=600,
         )
         assert done.returncode == 0, done.stderr[-2000:]
-        assert viz.startswith("ammpl-viz ")
-        viz_args = shlex.split(viz)[1:]
-        yield work, done.stdout, viz_args
     finally:
         os.chdir(cwd)
+    assert viz.startswith("ammpl-viz ")
+    return work, done.stdout, shlex.split(viz)[1:]
 
 
 class DrawnFigures:
