@@ -21,6 +21,7 @@ from ammpl.engine.checkpoint import checkpoint_name, load_checkpoint, saved_epoc
 from ammpl.engine.run_record import RESULTS_FILE
 from ammpl.trainers.ammpl.masks import eval_mask
 from ammpl.utils import CheckpointError, ConfigError
+from ammpl.utils.io import atomic_write
 
 MODEL_FOLDER = "prompt_learner"
 META_FILE = "ammpl_meta.json"  # class names + patch geometry, written beside checkpoints
@@ -233,8 +234,8 @@ def render_mask_grid(
     )
     fig.tight_layout(rect=(0, 0.35 / (1.9 * len(rows) + 0.4), 1, 1))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, format="png")
+    with atomic_write(out, "wb") as handle:  # creates the folder; never a half-written PNG
+        fig.savefig(handle, dpi=100, format="png")
     plt.close(fig)
     return out
 
