@@ -8,6 +8,7 @@ It never builds a dataset and writes nothing, so it is safe on read-only data.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -112,27 +113,30 @@ def undecodable(entries: Sequence[Entry], workers: int | None = None) -> list[tu
     return [(entry, text) for entry, text in zip(entries, reasons) if text is not None]
 
 
-def compare_with_published(name: str, entries: Sequence[Entry]) -> list[str]:
-    """'<what> <found> (published <n>)' for every count that differs from the papers'.
+def counted(name: str, entries: Sequence[Entry]) -> tuple[dict[str, int], int]:
+    """(images per known split, number of classes) of an inventory.
 
-    Per split where the inventory knows the split (split files, official lists, the
-    test-only variants); the class count always.
+    The split is known for split files, official lists and ImageNet's folders; the
+    test-only variants count everything as test. Other entries count only as classes.
     """
+    published = PUBLISHED.get(name)
+    test_only = published is not None and list(published.sizes) == ["test"]
+    splits = Counter("test" if test_only else entry.split for entry in entries)
+    splits.pop("", None)
+    return dict(splits), len({entry.label for entry in entries})
+
+
+def compare_with_published(name: str, sizes: dict[str, int], classes: int) -> list[str]:
+    """'<what> <found> (published <n>)' for every count that differs from the papers';
+    splits only when `sizes` knows any (a regenerated split is compared by classes)."""
     published = PUBLISHED.get(name)
     if published is None:
         return []
-    test_only = list(published.sizes) == ["test"]
-    found: dict[str, int] = {}
-    for entry in entries:
-        split = "test" if test_only else entry.split
-        if split:
-            found[split] = found.get(split, 0) + 1
     differences = []
-    if found:
+    if sizes:
         for split, expected in published.sizes.items():
-            if found.get(split, 0) != expected:
-                differences.append(f"{split} {found.get(split, 0):,} (published {expected:,})")
-    classes = len({entry.label for entry in entries})
+            if sizes.get(split, 0) != expected:
+                differences.append(f"{split} {sizes.get(split, 0):,} (published {expected:,})")
     if classes != published.classes:
         differences.append(f"classes {classes:,} (published {published.classes:,})")
     return differences
@@ -157,7 +161,7 @@ def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "
     if not entries:
         report.fail(BROKEN, "no images found", f"download {cls.download}")
         return report
-    report.differences = compare_with_published(name, entries)
+    report.differences = compare_with_published(name, *counted(name, entries))
     missing = missing_entries(entries)
     if missing:
         fix = f"restore the missing files from the original archives (download {cls.download})"
