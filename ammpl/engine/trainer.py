@@ -370,6 +370,7 @@ class SimpleTrainer(TrainerBase):
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+        self.run_record.meta["shots_per_class"] = getattr(dm, "shots_per_class", None)
 
     def build_model(self) -> None:
         raise NotImplementedError(

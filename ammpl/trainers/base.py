@@ -268,6 +268,8 @@ class CLIPPromptTrainer(TrainerX):
                 f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint.get("epoch")})'
             )
             self._models[name].load_state_dict(state_dict, strict=False)
+            if checkpoint.get("epoch") is not None:  # results.json records the loaded epoch
+                self._epochs_done = int(checkpoint["epoch"])
 
     def is_class_dependent(self, key: str) -> bool:
         return key.split(".", 1)[0] in self.CLASS_DEPENDENT_MODULES
