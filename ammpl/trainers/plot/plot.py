@@ -51,7 +51,7 @@ def check_prompt_count(value: int, key: str) -> None:
 
 
 def local_feature_source(node: CN, encoder: ImageEncoder) -> str:
-    """"attnpool" or "tokens", checked against the tower (one-line error on a mismatch)."""
+    """ "attnpool" or "tokens", checked against the tower (one-line error on a mismatch)."""
     source = node.LOCAL_FEATURES
     if source not in LOCAL_FEATURES:
         raise ConfigError(
