@@ -71,7 +71,8 @@ def sinkhorn(
     c = torch.ones_like(v)
     kernel_t = kernel.transpose(1, 2).contiguous()
     iterations = 0
-    for iterations in range(1, max_iter + 1):
+    while iterations < max_iter:
+        iterations += 1
         previous = r
         r = u / torch.matmul(kernel, c.unsqueeze(-1)).squeeze(-1)
         c = v / torch.matmul(kernel_t, r.unsqueeze(-1)).squeeze(-1)
