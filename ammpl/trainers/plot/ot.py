@@ -100,6 +100,14 @@ def transport_plan(similarity: torch.Tensor, settings: SinkhornSettings) -> torc
     return result.plan
 
 
+def transported_similarity(similarity: torch.Tensor, settings: SinkhornSettings) -> torch.Tensor:
+    """Σ_{m,n} T·S per problem (P,) = 1 − d_OT; the plan T is a constant for autograd."""
+    if settings.fp32:
+        similarity = similarity.float()
+    plan = transport_plan(similarity, settings)
+    return torch.sum(plan * similarity, dim=(1, 2)).contiguous()
+
+
 def pair_similarities(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """Normalised locals (M, B, e) × prompts (N, K, e) → S (B·K, M, N), row b·K + c."""
     n_local, batch = local.shape[:2]
@@ -130,10 +138,7 @@ def plot_logits(
     text_pool = F.normalize(text_pool, dim=1)
 
     sim = pair_similarities(local, text)
-    if settings.fp32:
-        sim = sim.float()
-    plan = transport_plan(sim, settings)
-    ot_similarity = torch.sum(plan * sim, dim=(1, 2)).contiguous().view(batch, n_classes)
+    ot_similarity = transported_similarity(sim, settings).view(batch, n_classes)
 
     scale = logit_scale.exp()
     logits = scale * ot_similarity
