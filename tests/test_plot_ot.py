@@ -30,7 +30,7 @@ def uniform(problems: int, size: int, dtype) -> torch.Tensor:
 def transcribed_sinkhorn(kernel, u, v, max_iter=100, thresh=1e-2):
     """§3.4 written out as the reference loop (separate from the implementation)."""
     r, c = torch.ones_like(u), torch.ones_like(v)
-    for i in range(max_iter):
+    for i in range(max_iter):  # noqa: B007  (i is the iteration count)
         r0 = r
         r = u / torch.matmul(kernel, c.unsqueeze(-1)).squeeze(-1)
         c = v / torch.matmul(kernel.permute(0, 2, 1).contiguous(), r.unsqueeze(-1)).squeeze(-1)
