@@ -15,7 +15,7 @@ from ammpl.clip.text_encoder import TextEncoder
 from ammpl.clip.tiny import build_tiny_resnet_clip
 from ammpl.trainers.coop import clip_logits
 from ammpl.trainers.plot.plot import PLOTCLIP
-from ammpl.trainers.plot.plotpp import TEMPLATE_PHRASES, PLOTPPCLIP
+from ammpl.trainers.plot.plotpp import PLOTPPCLIP, TEMPLATE_PHRASES
 from ammpl.utils import BackboneError, ConfigError
 from tests._baselines_helpers import CLASSNAMES, D_T, D_V, images, tiny_clip
 
