@@ -279,3 +279,16 @@ def test_plotpp_random_init_when_ctx_init_is_off(vit):
     model = build_plotpp(vit, CTX_INIT=False, N_CTX=3)
     assert model.prompt_learner.ctx.shape == (4, 3, D_T)
     assert model.prompt_learner.scaffolds[0] == "X X X golden retriever."
+
+
+def test_p11_paper_counts_and_readme_rows(repo_root):
+    """N·16·512 = 32,768 for PLOT at N 4 (same for RN50 and ViT-B/16: both text towers are
+    512 wide); PLOT++ 4·4·512 + 4·2·768. The README's methods table quotes both."""
+    from ammpl.trainers.param_counts import PAPER_CONFIGS, paper_counts
+
+    rows = tuple(row for row in PAPER_CONFIGS if row.trainer in ("PLOT", "PLOTPP"))
+    counts = {row.trainer: count for row, count in paper_counts("vit_b16", rows)}
+    assert counts == {"PLOT": 4 * 16 * 512, "PLOTPP": 4 * 4 * 512 + 4 * 2 * 768}
+    readme = (repo_root / "README.md").read_text()
+    assert "| PLOT | `PLOT` |" in readme and f"| {counts['PLOT']:,} (N 4) |" in readme
+    assert "| PLOT++ | `PLOTPP` |" in readme and f"| {counts['PLOTPP']:,} (M 4) |" in readme

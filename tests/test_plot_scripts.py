@@ -136,3 +136,30 @@ def test_plotpp_end_to_end_and_reload(repo_root, benchmark_root, fast_python, tm
     reloaded = eval_only(repo_root, fast_python, benchmark_root, stage2, tmp_path / "eval",
                          "PLOTPP", "vit", [*TINY_VIT, "TRAINER.PLOTPP.M", "2"])  # fmt: skip
     assert reloaded == accuracy(stage2)
+
+
+@pytest.mark.parametrize(
+    "trainer, cfg, opts, needle",
+    [
+        ("MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx", ["MODEL.BACKBONE.NAME", "tiny-rn"],
+         "TRAINER MaPLe needs a ViT image tower but tiny-rn has a ResNet one"),
+        ("PLOTPP", "PLOTPP/vit", ["MODEL.BACKBONE.NAME", "tiny-rn"],
+         "TRAINER PLOTPP needs a ViT image tower"),
+        ("PLOT", "PLOT/rn50", ["MODEL.BACKBONE.NAME", "tiny", "TRAINER.PLOT.LOCAL_FEATURES",
+                               "attnpool"], "attnpool needs a ResNet image tower"),
+        ("PLOT", "PLOT/rn50", ["MODEL.BACKBONE.NAME", "tiny-rn", "TRAINER.PLOT.CTX_INIT", "a_b"],
+         "TRAINER.PLOT.CTX_INIT must be ''"),
+    ],
+)  # fmt: skip
+def test_wrong_tower_or_setting_is_one_line(
+    repo_root, benchmark_root, fast_python, tmp_path, trainer, cfg, opts, needle
+):
+    command = [fast_python, str(repo_root / "train.py"), "--root", str(benchmark_root),
+               "--trainer", trainer, "--output-dir", str(tmp_path / "out"),
+               "--dataset-config-file", str(repo_root / "configs/datasets/eurosat.yaml"),
+               "--config-file", str(repo_root / f"configs/trainers/{cfg}.yaml"),
+               "DATALOADER.NUM_WORKERS", "0", *opts]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert len(errors) == 1 and needle in errors[0], result.stderr

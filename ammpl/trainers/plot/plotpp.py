@@ -209,6 +209,7 @@ class PLOTPP(CLIPPromptTrainer):
     """PLOT++; the whole model is registered as `prompt_learner` (reference layout)."""
 
     CFG_NODE = "PLOTPP"
+    IMAGE_TOWER = "vit"
     MODEL_NAME = "prompt_learner"
     REGISTER_WHOLE_MODEL = True
 
