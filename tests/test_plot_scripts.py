@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from ammpl.results.collect import collect_runs
+from ammpl.results.names import variant_display
 from tests import _baselines_script_server as script_server
 from tests.test_baselines_scripts import option, run_script
 
@@ -122,6 +124,8 @@ def test_plot_end_to_end_and_reload(repo_root, benchmark_root, fast_python, tmp_
     reloaded = eval_only(repo_root, fast_python, benchmark_root, run_dir, tmp_path / "eval",
                          "PLOT", "rn50", [*TINY_RN, "TRAINER.PLOT.N", "4"])  # fmt: skip
     assert reloaded == accuracy(run_dir)
+    (run,) = [run for run in collect_runs(str(tmp_path)) if run.protocol == "fewshot"]
+    assert (run.method, run.variant, variant_display(run.variant)) == ("PLOT", "N4", "N=4")
 
 
 def test_plotpp_end_to_end_and_reload(repo_root, benchmark_root, fast_python, tmp_path):
@@ -136,6 +140,9 @@ def test_plotpp_end_to_end_and_reload(repo_root, benchmark_root, fast_python, tm
     reloaded = eval_only(repo_root, fast_python, benchmark_root, stage2, tmp_path / "eval",
                          "PLOTPP", "vit", [*TINY_VIT, "TRAINER.PLOTPP.M", "2"])  # fmt: skip
     assert reloaded == accuracy(stage2)
+    runs = [run for run in collect_runs(str(tmp_path)) if run.protocol == "fewshot"]
+    assert sorted((run.method, variant_display(run.variant)) for run in runs) == [
+        ("PLOT++", "M=2"), ("PLOT++ (stage 1)", "M=2")]  # fmt: skip
 
 
 @pytest.mark.parametrize(
