@@ -54,6 +54,8 @@ ROWS = (
     BenchRow("VPT", "VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml"),
     BenchRow("MaPLe", "MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml"),
     BenchRow("AMMPL", "AMMPL", "AMMPL/vit_b16_c4_ep5_batch4_ctxv1.yaml"),
+    BenchRow("PLOT", "PLOT", "PLOT/rn50.yaml"),  # on a ViT backbone: final-token locals
+    BenchRow("PLOT++", "PLOTPP", "PLOTPP/vit.yaml"),
 )
 
 
