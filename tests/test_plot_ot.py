@@ -154,3 +154,11 @@ def test_global_term_is_added_only_when_asked():
     pooled = torch.nn.functional.normalize(text.mean(0), dim=1)
     expected = 100 * torch.nn.functional.normalize(glob, dim=1) @ pooled.T
     torch.testing.assert_close(both - ot_only, expected, atol=1e-4, rtol=1e-5)
+
+
+def test_fp32_option_holds_under_autocast():
+    sim = random_similarity(problems=2, m=4, n=3).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores = transported_similarity(sim, SinkhornSettings(fp32=True))
+    assert scores.dtype == torch.float32
+    torch.testing.assert_close(scores, transported_similarity(sim, SinkhornSettings()))

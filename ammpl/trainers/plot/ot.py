@@ -102,10 +102,13 @@ def transport_plan(similarity: torch.Tensor, settings: SinkhornSettings) -> torc
 
 def transported_similarity(similarity: torch.Tensor, settings: SinkhornSettings) -> torch.Tensor:
     """Σ_{m,n} T·S per problem (P,) = 1 − d_OT; the plan T is a constant for autograd."""
-    if settings.fp32:
-        similarity = similarity.float()
-    plan = transport_plan(similarity, settings)
-    return torch.sum(plan * similarity, dim=(1, 2)).contiguous()
+    if not settings.fp32:
+        plan = transport_plan(similarity, settings)
+        return torch.sum(plan * similarity, dim=(1, 2)).contiguous()
+    similarity = similarity.float()
+    with torch.autocast(similarity.device.type, enabled=False):  # amp would cast back
+        plan = transport_plan(similarity, settings)
+        return torch.sum(plan * similarity, dim=(1, 2)).contiguous()
 
 
 def pair_similarities(local: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
