@@ -200,11 +200,11 @@ def test_plot_bad_settings(vit, values, match):
 
 
 def test_tower_mismatches_are_one_line_errors(vit, resnet64):
-    with pytest.raises(BackboneError, match="attnpool needs a ResNet image tower"):
+    with pytest.raises(BackboneError, match="LOCAL_FEATURES attnpool needs a ResNet image tower"):
         build_plot(vit, LOCAL_FEATURES="attnpool")
-    with pytest.raises(BackboneError, match="LOCAL_FEATURES tokens is not supported for a ResNet"):
+    with pytest.raises(BackboneError, match="LOCAL_FEATURES tokens needs a ViT image tower"):
         build_plot(resnet64, LOCAL_FEATURES="tokens")
-    with pytest.raises(BackboneError, match="PLOT\\+\\+ .* not supported for a ResNet"):
+    with pytest.raises(BackboneError, match="PLOT\\+\\+ .* needs a ViT image tower"):
         PLOTPPCLIP(plot_cfg(node="PLOTPP"), CLASSNAMES, resnet64)
 
 

@@ -25,6 +25,28 @@ def is_resnet_tower(visual: nn.Module) -> bool:
     return type(visual).__name__ == "ModifiedResNet" and hasattr(visual, "attnpool")
 
 
+def require_image_tower(required: str | None, clip_model: nn.Module, method: str) -> None:
+    """One-line BackboneError when the backbone's image tower is not the kind the method
+    needs: "vit" (methods that prompt the vision transformer) or "resnet"; None = any."""
+    if required is None:
+        return
+    visual = getattr(clip_model, "visual", None)
+    is_resnet = visual is not None and is_resnet_tower(visual)
+    is_vit = visual is not None and hasattr(visual, "transformer") and hasattr(visual, "conv1")
+    name = getattr(clip_model, "ammpl_backbone_name", "this backbone")
+    if required == "vit" and not is_vit:
+        kind = "a ResNet" if is_resnet else f"a {type(visual).__name__}"
+        raise BackboneError(
+            f"{method} needs a ViT image tower but {name} has {kind} one; set "
+            "MODEL.BACKBONE.NAME to a ViT (e.g. ViT-B/16, or tiny for tests)"
+        )
+    if required == "resnet" and not is_resnet:
+        raise BackboneError(
+            f"{method} needs a ResNet image tower but {name} has a {type(visual).__name__} "
+            "one; set MODEL.BACKBONE.NAME to a ResNet (e.g. RN50, or tiny-rn for tests)"
+        )
+
+
 def _unsupported_feature(visual: nn.Module) -> str | None:
     """Why prompts cannot be used with this visual tower, or None when they can."""
     if is_resnet_tower(visual):
@@ -90,10 +112,6 @@ class ImageEncoder(nn.Module):
         self._require_prompt_support("patch embedding")
         x = self.conv1(images.to(self.dtype))
         return x.flatten(2).transpose(1, 2)
-
-    def require_vit(self, method: str) -> None:
-        """One-line BackboneError unless the tower is a ViT that takes prompts."""
-        self._require_prompt_support(method)
 
     def forward_tokens(
         self,

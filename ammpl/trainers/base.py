@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 from torch import nn
 
+from ammpl.clip.image_encoder import require_image_tower
 from ammpl.clip.precision import to_reference_half
 from ammpl.engine import (
     TrainerX,
@@ -37,7 +38,7 @@ from ammpl.engine.precision import (
     make_grad_scaler,
     resolve_precision,
 )
-from ammpl.utils import BackboneError, CheckpointError, ConfigError
+from ammpl.utils import CheckpointError, ConfigError
 
 CLASS_BUFFER_KEYS = ("token_prefix", "token_suffix")
 
@@ -65,30 +66,6 @@ def check_input_size(cfg, clip_model: nn.Module) -> None:
         raise ConfigError(
             f"INPUT.SIZE {tuple(cfg.INPUT.SIZE)} does not match the backbone's input resolution "
             f"{expected}; set INPUT.SIZE {list(expected)}"
-        )
-
-
-def require_image_tower(required: str | None, clip_model: nn.Module, method: str) -> None:
-    """One-line BackboneError when the backbone's image tower is not the kind the method
-    needs: "vit" (methods that prompt the vision transformer) or "resnet"; None = any."""
-    if required is None:
-        return
-    from ammpl.clip.image_encoder import is_resnet_tower
-
-    visual = getattr(clip_model, "visual", None)
-    is_resnet = visual is not None and is_resnet_tower(visual)
-    is_vit = visual is not None and hasattr(visual, "transformer") and hasattr(visual, "conv1")
-    name = getattr(clip_model, "ammpl_backbone_name", "this backbone")
-    if required == "vit" and not is_vit:
-        kind = "a ResNet" if is_resnet else f"a {type(visual).__name__}"
-        raise BackboneError(
-            f"{method} needs a ViT image tower but {name} has {kind} one; set "
-            "MODEL.BACKBONE.NAME to a ViT (e.g. ViT-B/16, or tiny for tests)"
-        )
-    if required == "resnet" and not is_resnet:
-        raise BackboneError(
-            f"{method} needs a ResNet image tower but {name} has a {type(visual).__name__} "
-            "one; set MODEL.BACKBONE.NAME to a ResNet (e.g. RN50, or tiny-rn for tests)"
         )
 
 

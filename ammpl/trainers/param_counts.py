@@ -123,8 +123,8 @@ def load_paper_cfg(row: PaperConfig):
 def build_method_model(trainer: str, cfg, classnames: list[str], clip_model: nn.Module):
     """The trainer's model, built by its own `build_custom_clip` without data or devices
     (that method reads nothing but `self.cfg`); None for methods that learn nothing."""
+    from ammpl.clip.image_encoder import require_image_tower
     from ammpl.engine import TRAINER_REGISTRY
-    from ammpl.trainers.base import require_image_tower
 
     trainer_cls = TRAINER_REGISTRY.get(trainer)
     if not getattr(trainer_cls, "LEARNS", True):

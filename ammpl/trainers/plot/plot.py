@@ -14,14 +14,14 @@ import torch
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from ammpl.clip.image_encoder import ImageEncoder
+from ammpl.clip.image_encoder import ImageEncoder, is_resnet_tower, require_image_tower
 from ammpl.clip.prompts import CLASS_POSITIONS, ClassPrompts, init_context
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.ivlp import EvalTextCache
 from ammpl.trainers.plot.ot import add_ot_keys, plot_logits, settings_from_cfg
-from ammpl.utils import BackboneError, ConfigError
+from ammpl.utils import ConfigError
 
 LOCAL_FEATURES = ("auto", "attnpool", "tokens")
 # The reference adds the global image-text logits for this dataset name only (P-Q1, P-Q2).
@@ -50,8 +50,8 @@ def check_prompt_count(value: int, key: str) -> None:
         raise ConfigError(f"{key} (number of prompt sets) must be ≥ 1, got {value}")
 
 
-def local_feature_source(node: CN, encoder: ImageEncoder) -> str:
-    """ "attnpool" or "tokens", checked against the tower (one-line error on a mismatch)."""
+def local_feature_source(node: CN, clip_model: nn.Module) -> str:
+    """Where the locals come from, "attnpool" or "tokens", checked against the tower."""
     source = node.LOCAL_FEATURES
     if source not in LOCAL_FEATURES:
         raise ConfigError(
@@ -59,14 +59,9 @@ def local_feature_source(node: CN, encoder: ImageEncoder) -> str:
             f"got '{source}'"
         )
     if source == "auto":
-        source = "attnpool" if encoder.is_resnet else "tokens"
-    if source == "attnpool" and not encoder.is_resnet:
-        raise BackboneError(
-            "TRAINER.PLOT.LOCAL_FEATURES attnpool needs a ResNet image tower (e.g. RN50, "
-            "tiny-rn); use tokens (or auto) for a ViT"
-        )
-    if source == "tokens":
-        encoder.require_vit("PLOT with LOCAL_FEATURES tokens")
+        source = "attnpool" if is_resnet_tower(clip_model.visual) else "tokens"
+    tower = "resnet" if source == "attnpool" else "vit"
+    require_image_tower(tower, clip_model, f"TRAINER.PLOT.LOCAL_FEATURES {source}")
     return source
 
 
@@ -119,8 +114,8 @@ class PLOTCLIP(nn.Module):
     def __init__(self, cfg: CN, classnames: list[str], clip_model: nn.Module) -> None:
         super().__init__()
         node = cfg.TRAINER.PLOT
+        self.local_features = local_feature_source(node, clip_model)
         self.image_encoder = ImageEncoder(clip_model)
-        self.local_features = local_feature_source(node, self.image_encoder)
         self.ot_settings = settings_from_cfg(node, "PLOT")
         self.prompt_learner = PLOTPromptLearner(node, classnames, clip_model)
         self.text_encoder = TextEncoder(clip_model)

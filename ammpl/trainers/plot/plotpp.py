@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from ammpl.clip.image_encoder import ImageEncoder
+from ammpl.clip.image_encoder import ImageEncoder, require_image_tower
 from ammpl.clip.prompts import ClassPrompts, clip_dtype, init_context, phrase_token_embeddings
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, load_pretrained_weights, register_cfg_extension
@@ -156,8 +156,8 @@ class PLOTPPCLIP(nn.Module):
         super().__init__()
         node = cfg.TRAINER.PLOTPP
         check_node(node)
+        require_image_tower("vit", clip_model, "PLOT++ (visual prompt sets)")
         self.image_encoder = ImageEncoder(clip_model)
-        self.image_encoder.require_vit("PLOT++ (visual prompt sets)")
         self.ot_settings = settings_from_cfg(node, "PLOTPP")
         self.prompt_learner = PLOTPPPromptLearner(node, cfg.DATASET.NAME, classnames, clip_model)
         self.text_encoder = TextEncoder(clip_model)
