@@ -63,6 +63,8 @@ ROWS = (
 ROWS += (
     BenchRow("VP", "VP", "VP/vit_b16.yaml"),
     BenchRow("DPT", "DPT", "DPT/vit_b16.yaml", DPT_SCRIPT_OPTS),
+    BenchRow("PLOT", "PLOT", "PLOT/rn50.yaml"),  # on a ViT backbone: final-token locals
+    BenchRow("PLOT++", "PLOTPP", "PLOTPP/vit.yaml"),
 )
 
 

@@ -6,6 +6,7 @@
 #   PROTOCOL  fewshot | base2new | xd | ablation | zeroshot
 #   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt | promptsrc | kgcoop  (coop: fewshot
 #             only, CoOp's epoch-by-shots configs; zsclip: zeroshot only; vp, dpt: fewshot only)
+#             plot | plotpp: fewshot only (PLOT's epochs-by-shots rule; N or M from the env)
 # Env (defaults in brackets):
 #   DATASETS    [the AMMPL paper's 9: caltech101 dtd eurosat fgvc_aircraft oxford_flowers
 #                food101 oxford_pets sun397 ucf101]

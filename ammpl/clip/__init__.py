@@ -27,6 +27,8 @@ _EXPORTS = {
     "FeatureCache": "ammpl.clip.feature_cache",
     "build_tiny_clip": "ammpl.clip.tiny",
     "TINY_BACKBONE_NAME": "ammpl.clip.tiny",
+    "build_tiny_resnet_clip": "ammpl.clip.tiny",
+    "TINY_RESNET_NAME": "ammpl.clip.tiny",
 }
 
 __all__ = sorted(_EXPORTS)

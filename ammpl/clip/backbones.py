@@ -3,7 +3,8 @@
 The table is data, as open_clip keeps its architectures and pretrained weights: the
 Dassl/CoOp names (`ViT-B/16`, `RN50`, …) map to open_clip architectures with OpenAI's
 weights, `tiny` is the seeded random test backbone, and any open_clip `architecture:tag`
-(e.g. `ViT-B-16:openai`, `ViT-B-16-SigLIP:webli`) is accepted as well.
+(e.g. `ViT-B-16:openai`, `ViT-B-16-SigLIP:webli`) is accepted as well. `tiny-rn` is the
+random test backbone with a ResNet (ModifiedResNet) image tower, for the RN50 paths.
 
 `load_backbone` always returns the same kind of object: an open_clip model in fp32,
 frozen, in eval mode, carrying `ammpl_backbone_name`, `ammpl_source` (where the weights
@@ -29,7 +30,12 @@ from open_clip.transformer import QuickGELU
 from torch import nn
 
 from ammpl.clip.precision import to_reference_half
-from ammpl.clip.tiny import TINY_BACKBONE_NAME, build_tiny_clip
+from ammpl.clip.tiny import (
+    TINY_BACKBONE_NAME,
+    TINY_RESNET_NAME,
+    build_tiny_clip,
+    build_tiny_resnet_clip,
+)
 from ammpl.clip.weights import (
     ResolvedWeights,
     WeightsNotFoundError,
@@ -116,6 +122,14 @@ BACKBONE_REGISTRY[TINY_BACKBONE_NAME] = BackboneSpec(
     quick_gelu=True,
     weights=None,
     builder=build_tiny_clip,
+)
+BACKBONE_REGISTRY[TINY_RESNET_NAME] = BackboneSpec(
+    name=TINY_RESNET_NAME,
+    arch=TINY_RESNET_NAME,
+    pretrained=None,
+    quick_gelu=True,
+    weights=None,
+    builder=build_tiny_resnet_clip,
 )
 
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ammpl.clip.attention_pool import attention_pool_tokens, resnet_trunk
 from ammpl.clip.blocks import (
     BlockPrompts,
     check_block_supported,
@@ -25,9 +26,36 @@ from ammpl.clip.blocks import (
 from ammpl.utils.errors import BackboneError
 
 
+def is_resnet_tower(visual: nn.Module) -> bool:
+    """A ResNet (open_clip ModifiedResNet) image tower ending in an attention pool."""
+    return type(visual).__name__ == "ModifiedResNet" and hasattr(visual, "attnpool")
+
+
+def require_image_tower(required: str | None, clip_model: nn.Module, method: str) -> None:
+    """One-line BackboneError when the backbone's image tower is not the kind the method
+    needs: "vit" (methods that prompt the vision transformer) or "resnet"; None = any."""
+    if required is None:
+        return
+    visual = getattr(clip_model, "visual", None)
+    is_resnet = visual is not None and is_resnet_tower(visual)
+    is_vit = visual is not None and hasattr(visual, "transformer") and hasattr(visual, "conv1")
+    name = getattr(clip_model, "ammpl_backbone_name", "this backbone")
+    if required == "vit" and not is_vit:
+        kind = "a ResNet" if is_resnet else f"a {type(visual).__name__}"
+        raise BackboneError(
+            f"{method} needs a ViT image tower but {name} has {kind} one; set "
+            "MODEL.BACKBONE.NAME to a ViT (e.g. ViT-B/16, or tiny for tests)"
+        )
+    if required == "resnet" and not is_resnet:
+        raise BackboneError(
+            f"{method} needs a ResNet image tower but {name} has a {type(visual).__name__} "
+            "one; set MODEL.BACKBONE.NAME to a ResNet (e.g. RN50, or tiny-rn for tests)"
+        )
+
+
 def _unsupported_feature(visual: nn.Module) -> str | None:
     """Why prompts cannot be used with this visual tower, or None when they can."""
-    if type(visual).__name__ == "ModifiedResNet":
+    if is_resnet_tower(visual):
         return "a ResNet image tower"
     if getattr(visual, "attn_pool", None) is not None:
         return "attentional pooling (attn_pool)"
@@ -66,6 +94,7 @@ class ImageEncoder(nn.Module):
         if getattr(visual, "proj", None) is None:
             self.proj = None
         self.unsupported = _unsupported_feature(visual)
+        self.is_resnet = is_resnet_tower(visual)
         self.fused = True
         self.round_prompts_fp16 = False
 
@@ -105,6 +134,24 @@ class ImageEncoder(nn.Module):
         transient instead: appended after block i's input tokens and dropped after block i
         (DPT); they exclude shallow and deep prompts.
         """
+        x = self.final_tokens(patch_tokens, shallow_prompts, deep_prompts, block_prompts)
+        # Class-token pooling; LayerNorm is per token, so ln_post before or after the pool
+        # (open_clip's final_ln_after_pool) gives the same result.
+        return self._project(x[:, 0])
+
+    def _project(self, tokens: torch.Tensor) -> torch.Tensor:
+        """ln_post then the projection into the joint space, token by token."""
+        tokens = self.ln_post(tokens)
+        return tokens @ self.proj if self.proj is not None else tokens
+
+    def final_tokens(
+        self,
+        patch_tokens: torch.Tensor,
+        shallow_prompts: torch.Tensor | None = None,
+        deep_prompts: Sequence[torch.Tensor] | None = None,
+        block_prompts: BlockPrompts | None = None,
+    ) -> torch.Tensor:
+        """The last block's output (B, 1 + P [+ n], d_v), before ln_post (see forward_tokens)."""
         self._require_prompt_support("running patch tokens")
         batch, n_patches, width = patch_tokens.shape
         grid_tokens = self.positional_embedding.shape[0] - 1
@@ -142,11 +189,9 @@ class ImageEncoder(nn.Module):
             hook = injection_hook(
                 deep_prompts, None, len(self.transformer.resblocks), self.round_prompts_fp16
             )
-        x = run_blocks(self.transformer, x, before_block=hook, fused=self.fused, after_block=after)
-        # Class-token pooling; LayerNorm is per token, so ln_post before or after the pool
-        # (open_clip's final_ln_after_pool) gives the same result.
-        pooled = self.ln_post(x[:, 0])
-        return pooled @ self.proj if self.proj is not None else pooled
+        return run_blocks(
+            self.transformer, x, before_block=hook, fused=self.fused, after_block=after
+        )
 
     def forward(
         self,
@@ -163,3 +208,20 @@ class ImageEncoder(nn.Module):
         return self.forward_tokens(
             self.patch_embed(images), shallow_prompts, deep_prompts, block_prompts
         )
+
+    def forward_dense(self, images: torch.Tensor) -> torch.Tensor:
+        """Images → (B, 1 + M, e): token 0 the global feature (= forward), tokens 1..M one
+        local feature per grid cell, row-major, in the joint space (BASELINES_EXTRA §3.3).
+
+        ResNet: every output token of the attention pool (M = (S/32)²). ViT: ln_post and
+        the projection applied to every final token (M = patches), "option A".
+        """
+        if self.is_resnet:
+            trunk = resnet_trunk(self.visual, images.to(self.dtype))
+            return attention_pool_tokens(self.visual.attnpool, trunk)
+        if self.unsupported is not None:
+            raise BackboneError(
+                f"local image features need a ViT or a ResNet (attention-pool) image tower, "
+                f"not {self.unsupported}"
+            )
+        return self._project(self.final_tokens(self.patch_embed(images)))

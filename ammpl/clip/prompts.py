@@ -126,7 +126,8 @@ class ClassPrompts(nn.Module):
     = everything after the context slots (persistent, so checkpoints carry them under the
     reference names; loaders drop them and rebuild from the current class names);
     `token_ids` (K, L) and `eot_indices` (K,) (non-persistent). `name_lens[k]` is the BPE
-    length of class name k. Prompt learners subclass this module.
+    length of class name k. `prompt_prefix` is one scaffold prefix, or one per row (rows may
+    repeat class names: PLOT's N prompt sets are N·K rows). Prompt learners subclass this.
     """
 
     def __init__(
@@ -134,7 +135,7 @@ class ClassPrompts(nn.Module):
         clip_model: nn.Module,
         classnames: Sequence[str],
         n_ctx: int,
-        prompt_prefix: str | None = None,
+        prompt_prefix: str | Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if not classnames:
@@ -144,7 +145,15 @@ class ClassPrompts(nn.Module):
         self.n_cls = len(classnames)
         self.classnames = [_clean(name) for name in classnames]
         self.prompt_prefix = " ".join(["X"] * n_ctx) if prompt_prefix is None else prompt_prefix
-        self.scaffolds = [f"{self.prompt_prefix} {name}." for name in self.classnames]
+        # One prefix for every row, or one per row (PLOT++: a template phrase per prompt set).
+        prefixes = (
+            [self.prompt_prefix] * self.n_cls
+            if isinstance(self.prompt_prefix, str)
+            else [_clean(prefix) for prefix in self.prompt_prefix]
+        )
+        if len(prefixes) != self.n_cls:
+            raise ValueError(f"{len(prefixes)} prompt prefixes for {self.n_cls} class rows")
+        self.scaffolds = [f"{prefix} {name}." for prefix, name in zip(prefixes, self.classnames)]
 
         # Raises TextTooLongError (an AmmplError naming the text) instead of truncating.
         token_ids = tokenize(self.scaffolds, context_length)
@@ -196,3 +205,17 @@ class ClassPrompts(nn.Module):
         index = self.position_index[CLASS_POSITIONS.index(position)][select]
         index = index[..., None].expand(*shape, -1, prompts.shape[-1])
         return prompts.gather(-2, index)
+
+
+def phrase_token_embeddings(
+    clip_model: nn.Module, phrases: Sequence[str], n_tokens: int
+) -> torch.Tensor:
+    """Token embeddings at positions 1..n_tokens of each tokenised phrase, (P, n, d_t).
+
+    Positions past a short phrase's last word hold its EOT and padding embeddings, as a
+    plain slice of the reference's tokenised phrase does (PLOT++ initialises every prompt
+    set with the first phrase's word count).
+    """
+    context_length = clip_model.positional_embedding.shape[0]
+    token_ids = tokenize([_clean(phrase) for phrase in phrases], context_length)
+    return _embed_tokens(clip_model, token_ids)[:, 1 : 1 + n_tokens].clone()

@@ -54,3 +54,30 @@ def build_tiny_clip(seed: int = 0, layers: int = 2, **vision_overrides) -> open_
             quick_gelu=config["quick_gelu"],
         )
     return model
+
+
+TINY_RESNET_NAME = "tiny-rn"
+
+# The ResNet twin of `tiny`: the same text tower and joint width, an open_clip
+# ModifiedResNet image tower (one bottleneck per stage, stem width 8 → 256 C5 channels,
+# 4 attention-pool heads). At 224 px its attention pool sees a 7 × 7 grid, as RN50 does.
+TINY_RESNET_VISION: dict = {"image_size": 224, "layers": [1, 1, 1, 1], "width": 8, "head_width": 64}
+
+
+def build_tiny_resnet_clip(seed: int = 0, image_size: int = 224) -> open_clip.CLIP:
+    """A fresh fp32 tiny CLIP with a ResNet image tower, weights a function of `seed` only.
+
+    `image_size` sets the attention-pool grid (image_size / 32 cells per side): 64 px gives
+    the 2 × 2 grid and 32 px the single cell the PLOT checks use.
+    """
+    config = copy.deepcopy(TINY_CLIP_CONFIG)
+    config["vision_cfg"] = {**TINY_RESNET_VISION, "image_size": image_size}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = open_clip.CLIP(
+            embed_dim=config["embed_dim"],
+            vision_cfg=config["vision_cfg"],
+            text_cfg=config["text_cfg"],
+            quick_gelu=config["quick_gelu"],
+        )
+    return model

@@ -109,7 +109,7 @@ def run_from_record(record: dict[str, Any], run_dir: str) -> Run:
 
     split, metrics = _pick_split(record.get("results"))
     return Run(
-        method=method_name(trainer, config),
+        method=method_name(trainer, config, layout.variant),
         trainer=trainer,
         config=config,
         variant=layout.variant,

@@ -51,6 +51,10 @@ DATASET_STEM_BY_NAME = {
 METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "VP", "DPT", "AMMPL")
 METHOD_ORDER += ("KgCoOp", "PromptSRC")
 ZEROSHOT_METHOD = "ZS-CLIP"
+# Methods of the source documents beyond the AMMPL paper's comparison, after it.
+METHOD_ORDER += ("PLOT", "PLOT++", "PLOT++ (stage 1)")
+# PLOT's variant folders: N prompt sets (PLOT), stage and M visual prompt sets (PLOT++).
+PLOT_VARIANT = re.compile(r"(?:(vision|joint)_M(\d+)|N(\d+))$")
 
 COOP_VARIANT = re.compile(r"nctx(\d+)_csc(True|False)_ctp(\w+)$")
 ABLATION_VARIANT = re.compile(r"mask(True|False)_pad(True|False)_interact(True|False)$")
@@ -71,10 +75,12 @@ def dataset_sort_key(stem: str) -> tuple[int, str]:
     return order, stem
 
 
-def method_name(trainer: str, config: str) -> str:
+def method_name(trainer: str, config: str, variant: str = "") -> str:
     """The method a run belongs to (what the papers' tables call it)."""
     if trainer.startswith("ZeroshotCLIP"):
         return ZEROSHOT_METHOD
+    if trainer == "PLOTPP":
+        return "PLOT++ (stage 1)" if variant.startswith("vision_") else "PLOT++"
     if trainer == "IVLP" and "language_only" in config:
         return "DLP"
     return trainer
@@ -107,4 +113,7 @@ def variant_display(variant: str) -> str:
         n_ctx, csc, position = match.groups()
         label = f"M={n_ctx}, {'mid' if position == 'middle' else position}"
         return label + (", CSC" if csc == "True" else "")
+    plot = PLOT_VARIANT.match(variant)
+    if plot:
+        return f"M={plot.group(2)}" if plot.group(2) else f"N={plot.group(3)}"
     return ablation_combo(variant)

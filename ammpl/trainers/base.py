@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 from torch import nn
 
+from ammpl.clip.image_encoder import require_image_tower
 from ammpl.clip.precision import to_reference_half
 from ammpl.engine import (
     TrainerX,
@@ -104,6 +105,7 @@ class CLIPPromptTrainer(TrainerX):
     # DPT's auxiliary classifiers: dropped at load (the fresh ones are kept).
     CLASS_DEPENDENT_MODULES: tuple[str, ...] = ()
     LEARNS: bool = True  # False: evaluation needs no --model-dir (zero-shot)
+    IMAGE_TOWER: str | None = None  # "vit" / "resnet" when the method needs that tower
 
     # -- configuration -------------------------------------------------------------
     @property
@@ -132,6 +134,7 @@ class CLIPPromptTrainer(TrainerX):
         self.precision = resolve_precision(self.requested_precision(), self.device)
         print(f"Loading CLIP (backbone: {cfg.MODEL.BACKBONE.NAME})")
         clip_model = load_clip_for(cfg, self.device)
+        require_image_tower(self.IMAGE_TOWER, clip_model, f"TRAINER {type(self).__name__}")
         check_input_size(cfg, clip_model)
         self.backbone_info = {
             "name": getattr(clip_model, "ammpl_backbone_name", cfg.MODEL.BACKBONE.NAME),

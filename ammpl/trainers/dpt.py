@@ -303,6 +303,7 @@ class DPT(CLIPPromptTrainer):
     """Three registered modules with their own SGD + schedule, stepped together."""
 
     CFG_NODE = "DPT"
+    IMAGE_TOWER = "vit"
     CLASS_DEPENDENT_MODULES = ("classfiers",)
 
     def build_custom_clip(self, classnames: list[str], clip_model: nn.Module) -> nn.Module:

@@ -242,6 +242,7 @@ class IVLP(ReferenceCheckpointMixin, CLIPPromptTrainer):
     """Independent V-L prompting; also DLP with the `…_language_only` config."""
 
     CFG_NODE = "IVLP"
+    IMAGE_TOWER = "vit"
     MODEL_NAME = "VLPromptLearner"
     REGISTER_WHOLE_MODEL = True
 

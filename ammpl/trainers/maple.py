@@ -137,6 +137,7 @@ class MaPLe(ReferenceCheckpointMixin, CLIPPromptTrainer):
     """Multi-modal prompt learning; the whole model is registered (reference layout)."""
 
     CFG_NODE = "MAPLE"
+    IMAGE_TOWER = "vit"
     MODEL_NAME = "MultiModalPromptLearner"
     REGISTER_WHOLE_MODEL = True
     REFERENCE_KEY_MAP = ()  # the reference names are ours

@@ -116,6 +116,8 @@ PAPER_CONFIGS += (
         n_classes=100,
         opts=DPT_SCRIPT_OPTS,
     ),
+    PaperConfig("PLOT (N 4)", "PLOT", "PLOT/rn50.yaml", "few-shot (PLOT's own, RN50)"),
+    PaperConfig("PLOT++ (M 4, joint)", "PLOTPP", "PLOTPP/vit.yaml", "few-shot (two stages)"),
 )
 
 
@@ -155,11 +157,13 @@ def load_paper_cfg(row: PaperConfig):
 def build_method_model(trainer: str, cfg, classnames: list[str], clip_model: nn.Module):
     """The trainer's model, built by its own `build_custom_clip` without data or devices
     (that method reads nothing but `self.cfg`); None for methods that learn nothing."""
+    from ammpl.clip.image_encoder import require_image_tower
     from ammpl.engine import TRAINER_REGISTRY
 
     trainer_cls = TRAINER_REGISTRY.get(trainer)
     if not getattr(trainer_cls, "LEARNS", True):
         return None
+    require_image_tower(getattr(trainer_cls, "IMAGE_TOWER", None), clip_model, trainer)
     shell = trainer_cls.__new__(trainer_cls)
     shell.cfg = cfg
     return shell.build_custom_clip(classnames, clip_model)

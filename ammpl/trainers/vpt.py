@@ -84,6 +84,7 @@ class VPT(ReferenceCheckpointMixin, CLIPPromptTrainer):
     """Deep vision prompting; the whole model is registered under `prompt_learner`."""
 
     CFG_NODE = "VPT"
+    IMAGE_TOWER = "vit"
     MODEL_NAME = "prompt_learner"
     REGISTER_WHOLE_MODEL = True
 

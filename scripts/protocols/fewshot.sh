@@ -3,7 +3,8 @@
 # baselines this uses their base-to-new config (neither reference repository ships few-shot
 # scripts for them; our choice, see docs/METHODS.md).
 # usage: DATA=/path/to/datasets scripts/<method>/fewshot.sh DATASET SHOTS SEED [KEY VALUE ...]
-# Output: output/DATASET/TRAINER/CFG_SHOTSshots/seedSEED (last-epoch test accuracy).
+# Output: output/DATASET/TRAINER/CFG_SHOTSshots[/VARIANT]/seedSEED (last-epoch test accuracy;
+# VARIANT from the environment, for methods with settings beyond CFG, e.g. PLOT's N).
 # One implementation per protocol; scripts/<method>/<protocol>.sh set TRAINER, CFG (and
 # DEFAULT_SOURCE) and exec this file. Trailing KEY VALUE pairs are config overrides.
 # Env: TRAINER, CFG, PYTHON, OUTPUT_ROOT, SOURCE; --dry-run prints the command.
@@ -21,7 +22,7 @@ is_int "$SHOTS" || die "SHOTS must be a number of shots per class, got '$SHOTS'"
 require_data
 CONFIG="$(method_config "$TRAINER" "$CFG")"
 DATASET_CONFIG="$(dataset_config "$DATASET")"
-DIR="$OUTPUT_ROOT/$DATASET/$TRAINER/${CFG}_${SHOTS}shots/seed$SEED"
+DIR="$OUTPUT_ROOT/$DATASET/$TRAINER/${CFG}_${SHOTS}shots${VARIANT:+/$VARIANT}/seed$SEED"
 run_train "$DIR" --root "$DATA" --seed "$SEED" --trainer "$TRAINER" \
     --dataset-config-file "$DATASET_CONFIG" \
     --config-file "$CONFIG" \
