@@ -292,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m ammpl.sweep.done DIR [TRAIN.PY ARGS ...]", file=sys.stderr)
         return 2
     folder, train_argv = argv[0], argv[1:]
+    if read_record(folder) is None:  # nothing there yet: no need for train.py's parser
+        return 1
     try:
         if train_argv:
             state = run_state(train_argv)

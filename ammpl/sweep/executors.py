@@ -81,7 +81,8 @@ class _LocalJob:
 
 class LocalExecutor:
     """Child processes on this machine: `per_gpu` runs on each GPU of `gpus` (each with
-    its own CUDA_VISIBLE_DEVICES), or `cpu_slots` runs at once when there is no GPU."""
+    its own CUDA_VISIBLE_DEVICES), or, with no GPU given, `cpu_slots` runs at once with the
+    devices of the environment (CUDA_VISIBLE_DEVICES left as it is)."""
 
     def __init__(self, gpus: Sequence[str], per_gpu: int = 1, cpu_slots: int = 1) -> None:
         if per_gpu < 1 or cpu_slots < 1:
@@ -89,7 +90,7 @@ class LocalExecutor:
         if gpus:
             self.slots = [str(g) for g in gpus for _ in range(per_gpu)]
         else:
-            self.slots = [""] * cpu_slots  # "" hides every GPU: a CPU run
+            self.slots = [""] * cpu_slots
         self.capacity = len(self.slots)
         self._busy: set[int] = set()
 
@@ -100,7 +101,9 @@ class LocalExecutor:
             if not free:
                 raise RuntimeError("LocalExecutor.submit beyond its capacity")
             slot = free[0]
-            env = {**request.env, "CUDA_VISIBLE_DEVICES": self.slots[slot]}
+            env = dict(request.env)
+            if self.slots[slot]:
+                env["CUDA_VISIBLE_DEVICES"] = self.slots[slot]
             process = task.start(request.command, request.cwd, request.log_path, env, True)
             self._busy.add(slot)
             jobs.append(_LocalJob(process, slot))
@@ -125,7 +128,7 @@ class LocalExecutor:
 
     def describe(self, handle: _LocalJob) -> str:
         device = self.slots[handle.slot]
-        return f"GPU {device}" if device else f"CPU slot {handle.slot + 1}"
+        return f"GPU {device}" if device else f"slot {handle.slot + 1}"
 
     def close(self) -> None:
         pass

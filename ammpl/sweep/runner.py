@@ -69,12 +69,15 @@ def initial_states(runs: Sequence[Run], cwd: str) -> list[str]:
     """SKIPPED for runs already finished with these settings, PENDING for the rest; a
     folder holding a run with other settings raises RunConflictError (before anything
     starts)."""
-    from ammpl.sweep.done import parse_train_args
+    from ammpl.sweep.done import parse_train_args, read_record
 
     states = []
     for run in runs:
-        args = parse_train_args(run.train_args)
         folder = os.path.join(cwd, run.output_dir)
+        if read_record(folder) is None:  # nothing there yet (no need for train.py's parser)
+            states.append(PENDING)
+            continue
+        args = parse_train_args(run.train_args)
         state = check_folder(folder, requested_settings(args, cwd), run.output_dir)
         states.append(SKIPPED if state == DONE else PENDING)
     return states
