@@ -33,17 +33,21 @@ def fast_python(tmp_path_factory):
         yield launcher
 
 
-def sweep(cwd: Path, *args: str) -> tuple[int, str, str]:
-    """ammpl-sweep in a subprocess (its own cwd, Ctrl-C semantics, stdout/stderr)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "ammpl.sweep.cli", *args],
-        cwd=cwd,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    return result.returncode, result.stdout, result.stderr
+@pytest.fixture
+def sweep(capfd):
+    """ammpl-sweep in this process from `cwd`: (exit code, stdout, stderr)."""
+
+    def call(cwd: Path, *args: str) -> tuple[int, str, str]:
+        here = os.getcwd()
+        os.chdir(cwd)
+        try:
+            code = cli.main(list(args))
+        finally:
+            os.chdir(here)
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return call
 
 
 def script(repo_root: Path, cwd: Path, name: str, *args, env: dict) -> None:
@@ -63,7 +67,7 @@ def b2n_table(root: Path) -> str:
 
 
 def test_sweep_on_two_slots_matches_the_scripts_and_resumes(
-    repo_root, benchmark_root, fast_python, tmp_path
+    repo_root, benchmark_root, fast_python, tmp_path, sweep
 ):
     common = ["base2new", "--methods", "ammpl", "--datasets", "caltech101", "--seeds", "1", "2"]
     common += ["--data", str(benchmark_root), "--python", fast_python, "--output-root", "out"]
@@ -91,7 +95,7 @@ def test_sweep_on_two_slots_matches_the_scripts_and_resumes(
     assert "backbone (MODEL.BACKBONE.NAME): tiny there" in other[2]
 
 
-def test_dry_run_lists_commands_folders_and_states(benchmark_root, tmp_path):
+def test_dry_run_lists_commands_folders_and_states(benchmark_root, tmp_path, sweep):
     code, out, err = sweep(
         tmp_path, "fewshot", "--methods", "ammpl", "maple", "--datasets", "dtd", "--seeds", "1",
         "--shots", "2", "--data", str(benchmark_root), "--output-root", "o", "--dry-run",
@@ -103,7 +107,7 @@ def test_dry_run_lists_commands_folders_and_states(benchmark_root, tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_a_failing_run_is_retried_then_reported(fast_python, tmp_path):
+def test_a_failing_run_is_retried_then_reported(fast_python, tmp_path, sweep):
     empty = tmp_path / "no_data"
     empty.mkdir()
     code, _, err = sweep(
@@ -184,7 +188,7 @@ def zeroshot_args(benchmark_root, fast_python) -> list[str]:
     ]  # fmt: skip
 
 
-def test_submitit_executor_with_its_local_cluster(benchmark_root, fast_python, tmp_path):
+def test_submitit_executor_with_its_local_cluster(benchmark_root, fast_python, tmp_path, sweep):
     pytest.importorskip("submitit")
     args = [*zeroshot_args(benchmark_root, fast_python), "--executor", "slurm"]
     args += ["--slurm-cluster", "local", "--time", "10", "--", *QUICK]
@@ -205,20 +209,16 @@ def test_submitit_requeues_the_same_run(tmp_path):
     assert resubmission.function is task  # the same command into the same folder: resumes
 
 
-def test_ray_executor_on_a_local_ray(benchmark_root, fast_python, tmp_path):
+def test_ray_executor_on_a_local_ray(benchmark_root, fast_python, tmp_path, sweep):
     ray = pytest.importorskip("ray", reason="ray is not installed: pip install -e '.[cluster]'")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
     try:
-        cwd = os.getcwd()
-        os.chdir(tmp_path)
-        try:
-            args = [*zeroshot_args(benchmark_root, fast_python), "--executor", "ray"]
-            code = cli.main([*args, "--", *QUICK])
-        finally:
-            os.chdir(cwd)
+        args = [*zeroshot_args(benchmark_root, fast_python), "--executor", "ray"]
+        code, out, err = sweep(tmp_path, *args, "--", *QUICK)
     finally:
         ray.shutdown()
-    assert code == 0
+    assert code == 0, err[-3000:]
+    assert "1 finished now" in err and "| DTD" in out
     assert (tmp_path / "out/ZeroshotCLIP/vit_b16/dtd/results.json").is_file()
 
 
