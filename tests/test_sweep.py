@@ -150,7 +150,8 @@ def test_gpu_slots_get_their_own_device(tmp_path):
     executor = LocalExecutor(["3", "5"], per_gpu=2)
     assert executor.capacity == 4
     log = tmp_path / "log.txt"
-    jobs = executor.submit([Request(["bash", "-c", "echo dev=$CUDA_VISIBLE_DEVICES"], str(tmp_path), str(log))] * 3)  # fmt: skip
+    request = Request(["bash", "-c", "echo dev=$CUDA_VISIBLE_DEVICES"], str(tmp_path), str(log))
+    jobs = executor.submit([request] * 3)
     while any(executor.poll(j) is None for j in jobs):
         time.sleep(0.01)
     assert sorted(line for line in log.read_text().splitlines() if line.startswith("dev=")) == [

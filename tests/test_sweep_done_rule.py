@@ -98,7 +98,8 @@ def test_config_compared_by_content_not_path(tmp_path):
 def test_an_override_equal_to_the_config_value_is_the_same_setting(tmp_path):
     run = tmp_path / "run"
     record_run(run, command(run, *TINY))
-    assert run_state(command(run, *TINY, "OPTIM.LR", "0.0035", "DATASET.SUBSAMPLE_CLASSES", "all")) == DONE  # fmt: skip
+    same = command(run, *TINY, "OPTIM.LR", "0.0035", "DATASET.SUBSAMPLE_CLASSES", "all")
+    assert run_state(same) == DONE
 
 
 def test_evaluations_compare_the_model_folder_relative_to_the_run(tmp_path):

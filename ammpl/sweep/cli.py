@@ -43,7 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="(the paper's 9)")
     what.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     what.add_argument(
-        "--shots", nargs="+", type=int, help="fewshot: 1 2 4 8 16; xd: 16 (AMMPL 1 8 16); ablation: 1"
+        "--shots",
+        nargs="+",
+        type=int,
+        help="fewshot: 1 2 4 8 16; xd: 16 (AMMPL 1 8 16); ablation: 1",
     )
     what.add_argument("--source", help="xd: source dataset (imagenet; food101 for AMMPL)")
     what.add_argument("--combos", nargs="+", default=list(ABLATION_COMBOS), help="ablation")

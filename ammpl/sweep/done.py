@@ -270,8 +270,9 @@ def check_folder(
         if difference is not None:
             what, old, new = difference
             raise RunConflictError(
-                f"{shown or output_dir} holds a run with other settings ({what}: {_show(old)} there, "
-                f"{_show(new)} requested); use another OUTPUT_ROOT or delete that folder"
+                f"{shown or output_dir} holds a run with other settings ({what}: "
+                f"{_show(old)} there, {_show(new)} requested); use another OUTPUT_ROOT or "
+                "delete that folder"
             )
     return DONE if has_test_result(record) else PENDING
 
