@@ -242,3 +242,18 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert "no ablation runs for METHOD 'maple'" in capsys.readouterr().err
     assert cli.main(["fewshot", "--methods", "nope", "--data", str(tmp_path)]) == 2
     assert "unknown METHOD 'nope'" in capsys.readouterr().err
+
+
+def test_run_all_wraps_the_sweep(repo_root, benchmark_root, fast_python, tmp_path):
+    """scripts/run_all.sh: one run at a time, "run i/N" before each, a summary at the end."""
+    env = {**os.environ, "DATA": str(benchmark_root), "PYTHON": fast_python,
+           "OUTPUT_ROOT": "out", "DATASETS": "dtd eurosat"}  # fmt: skip
+    result = subprocess.run(
+        ["bash", str(repo_root / "scripts/run_all.sh"), "zeroshot", "zsclip", *QUICK],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "run 1/2: out/ZeroshotCLIP/vit_b16/dtd" in result.stderr
+    assert "run 2/2: out/ZeroshotCLIP/vit_b16/eurosat" in result.stderr
+    assert "sweep of 2 run(s)" in result.stderr and "2 finished now" in result.stderr
+    assert "| DTD" in result.stdout and "| EuroSAT" in result.stdout

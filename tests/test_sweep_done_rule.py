@@ -100,6 +100,8 @@ def test_an_override_equal_to_the_config_value_is_the_same_setting(tmp_path):
     record_run(run, command(run, *TINY))
     same = command(run, *TINY, "OPTIM.LR", "0.0035", "DATASET.SUBSAMPLE_CLASSES", "all")
     assert run_state(same) == DONE
+    # YAML reads `WARMUP_CONS_LR: 1e-5` as text, the override as a number: still equal
+    assert run_state(command(run, *TINY, "OPTIM.WARMUP_CONS_LR", "1e-5")) == DONE
 
 
 def test_evaluations_compare_the_model_folder_relative_to_the_run(tmp_path):

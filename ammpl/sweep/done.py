@@ -184,7 +184,24 @@ def _defaults() -> dict[str, Any]:
     return _defaults_cache
 
 
+def _canon(value: Any) -> Any:
+    """Text that reads as a Python literal compares as that literal (YAML leaves `1e-5` a
+    string, an override `1e-5` is a float)."""
+    if isinstance(value, str):
+        try:
+            parsed = ast.literal_eval(value)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return value
+        return _plain(parsed) if isinstance(parsed, (int, float, list, tuple)) else value
+    if isinstance(value, list):
+        return [_canon(v) for v in value]
+    return value
+
+
 def _same(a: Any, b: Any) -> bool:
+    a, b = _canon(a), _canon(b)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool):
         return a is b if isinstance(a, bool) and isinstance(b, bool) else False
     if isinstance(a, str) or isinstance(b, str):

@@ -169,7 +169,9 @@ class SweepRunner:
         return True
 
     def _start(self, batch: list[RunStatus]) -> None:
-        requests = [Request(s.run.command, self.cwd, s.log_path) for s in batch]
+        requests = [
+            Request(s.run.command, self.cwd, os.path.join(self.cwd, s.log_path)) for s in batch
+        ]
         handles = self.executor.submit(requests)
         now = time.time()
         for status, handle in zip(batch, handles):

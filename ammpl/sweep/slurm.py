@@ -63,7 +63,7 @@ class SlurmExecutor:
     @classmethod
     def from_options(cls, options: Any) -> SlurmExecutor:
         return cls(
-            folder=os.path.join(options.log_dir, "submitit"),
+            folder=os.path.abspath(os.path.join(options.log_dir, "submitit")),
             partition=options.partition,
             time_min=options.time,
             gpus_per_run=options.gpus_per_run,
