@@ -232,19 +232,19 @@ def first_difference(
     """(what, recorded value, requested value) of the first setting that differs, or None."""
     recorded, legacy = _recorded_settings(record)
     rec_cfg, req_cfg = recorded["config"], requested["config"]
-    defaults = _defaults()
-    keys = set(rec_cfg) if legacy else set(rec_cfg) | set(req_cfg) | set(LABELS)
+    keys = set(rec_cfg) if legacy else set(rec_cfg) | set(req_cfg)
     keys -= IGNORED_KEYS
     ordered = [k for k in LABELS if k in keys] + sorted(keys - set(LABELS))
     for key in ordered:
-        old = rec_cfg.get(key, defaults.get(key, _UNSET))
-        new = req_cfg.get(key, defaults.get(key, _UNSET))
+        # a key set on one side only is compared with its default (loaded only then)
+        old = rec_cfg[key] if key in rec_cfg else _defaults().get(key, _UNSET)
+        new = req_cfg[key] if key in req_cfg else _defaults().get(key, _UNSET)
         if not _same(_plain(old), _plain(new)):
             label = f"{LABELS[key]} ({key})" if key in LABELS else key
             return label, old, new
     backbone = record.get("backbone")
     source = backbone.get("source", "") if isinstance(backbone, Mapping) else ""
-    wanted = req_cfg.get("MODEL.BACKBONE.NAME", defaults.get("MODEL.BACKBONE.NAME"))
+    wanted = req_cfg.get("MODEL.BACKBONE.NAME") or "the requested backbone"
     if "fallback" in str(source):
         return "backbone weights", source, f"{wanted} weights"
     for field in ("eval_only", "model_dir", "load_epoch"):

@@ -184,7 +184,7 @@ def step_commands(spec: SweepSpec, step: Step) -> list[list[str]]:
     return [shlex.split(line) for line in result.stdout.splitlines() if line.strip()]
 
 
-def expand(spec: SweepSpec, workers: int = 4) -> list[Run]:
+def expand(spec: SweepSpec, workers: int = 8) -> list[Run]:
     """Every run of the sweep, numbered in order, with dependencies resolved."""
     if not spec.methods:
         raise ConfigError("no method given: pass --methods (e.g. ammpl maple)")
