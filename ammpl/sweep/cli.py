@@ -58,7 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("OUTPUT_ROOT", "output"),
         help="runs go below this folder ($OUTPUT_ROOT, default output)",
     )
-    what.add_argument("--python", default=os.environ.get("PYTHON", sys.executable))
+    what.add_argument(
+        "--python",
+        default=os.environ.get("PYTHON", sys.executable),
+        help="interpreter the runs use ($PYTHON, default this one)",
+    )
     what.add_argument(
         "--dry-run",
         action="store_true",
@@ -71,13 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-table", action="store_true", help="do not print the table at the end")
     local = parser.add_argument_group("local executor")
     local.add_argument(
-        "--gpus", default="auto", help="GPU ids, e.g. 0,1,2,3 (default: all visible; none: CPU)"
+        "--gpus",
+        default="auto",
+        help="GPU ids, e.g. 0,1,2,3 (default: all visible; none: --slots runs, devices untouched)",
     )
     local.add_argument("--per-gpu", type=int, default=1, help="runs sharing one GPU")
     local.add_argument("--slots", type=int, default=1, help="runs at once without a GPU")
     cluster = parser.add_argument_group("slurm and ray executors (pip install -e '.[cluster]')")
-    cluster.add_argument("--gpus-per-run", type=float, default=1)
-    cluster.add_argument("--cpus-per-run", type=int)
+    cluster.add_argument("--gpus-per-run", type=float, default=1, help="GPUs of one run")
+    cluster.add_argument("--cpus-per-run", type=int, help="CPU cores of one run")
     cluster.add_argument("--partition", help="slurm partition")
     cluster.add_argument("--time", type=int, default=240, help="slurm: minutes per run")
     cluster.add_argument("--mem-gb", type=int, help="slurm: memory per run")

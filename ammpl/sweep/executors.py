@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -117,13 +118,9 @@ class LocalExecutor:
 
     def cancel(self, handles: Sequence[_LocalJob]) -> None:
         for handle in handles:  # all at once, then wait for each
-            if handle.process.poll() is None:
-                try:
-                    handle.process.send_signal(task.signal.SIGINT)
-                except ProcessLookupError:
-                    pass
+            task.signal_run(handle.process, signal.SIGINT, group=True)
         for handle in handles:
-            task.stop(handle.process)
+            task.stop(handle.process, group=True)
             self._busy.discard(handle.slot)
 
     def describe(self, handle: _LocalJob) -> str:

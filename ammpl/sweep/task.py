@@ -61,18 +61,28 @@ def execute(
         raise
 
 
-def stop(process: subprocess.Popen, grace_s: float = 30.0) -> None:
-    """Ctrl-C the child (train.py saves its state and says so), then kill it if it lingers."""
+def signal_run(process: subprocess.Popen, signum: int, group: bool = False) -> None:
+    """Send `signum` to the child, or to its whole process group (data-loader workers too)
+    when it was started in a session of its own."""
     if process.poll() is not None:
         return
     try:
-        process.send_signal(signal.SIGINT)
+        if group:
+            os.killpg(process.pid, signum)
+        else:
+            process.send_signal(signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop(process: subprocess.Popen, grace_s: float = 30.0, group: bool = False) -> None:
+    """Ctrl-C the child (train.py saves its state and says so), then kill it if it lingers."""
+    signal_run(process, signal.SIGINT, group)
+    try:
         process.wait(timeout=grace_s)
     except subprocess.TimeoutExpired:
-        process.kill()
+        signal_run(process, signal.SIGKILL, group)
         process.wait()
-    except ProcessLookupError:
-        pass
 
 
 def log_tail(log_path: str, lines: int = 20) -> list[str]:
