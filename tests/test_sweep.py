@@ -182,23 +182,51 @@ def test_ctrl_c_ends_running_runs(tmp_path):
 # --- cluster executors -------------------------------------------------------------------
 
 
-def zeroshot_args(benchmark_root, fast_python) -> list[str]:
+def zeroshot_args(benchmark_root, fast_python, *datasets: str) -> list[str]:
     return [
-        "zeroshot", "--methods", "zsclip", "--datasets", "dtd", "--data", str(benchmark_root),
+        "zeroshot", "--methods", "zsclip", "--datasets", *(datasets or ["dtd"]),
+        "--data", str(benchmark_root),
         "--python", fast_python, "--output-root", "out", "--gpus-per-run", "0",
     ]  # fmt: skip
 
 
 def test_submitit_executor_with_its_local_cluster(benchmark_root, fast_python, tmp_path, sweep):
     pytest.importorskip("submitit")
-    args = [*zeroshot_args(benchmark_root, fast_python), "--executor", "slurm"]
+    args = [*zeroshot_args(benchmark_root, fast_python, "dtd", "eurosat"), "--executor", "slurm"]
     args += ["--slurm-cluster", "local", "--time", "10", "--", *QUICK]
     code, out, err = sweep(tmp_path, *args)
     assert code == 0, err[-3000:]
-    assert (tmp_path / "out/ZeroshotCLIP/vit_b16/dtd/results.json").is_file()
-    assert "[job " in err and "1 finished now" in err and "| DTD" in out
+    for dataset in ("dtd", "eurosat"):
+        assert (tmp_path / f"out/ZeroshotCLIP/vit_b16/{dataset}/results.json").is_file()
+    assert "[job " in err and "2 finished now" in err and "| DTD" in out
     again = sweep(tmp_path, *args)
-    assert again[0] == 0 and "1 run(s) already finished" in again[2]
+    assert again[0] == 0 and "2 run(s) already finished" in again[2]
+
+
+def test_ready_runs_go_to_slurm_as_one_job_array(tmp_path):
+    pytest.importorskip("submitit")
+    from contextlib import contextmanager
+
+    from ammpl.sweep.slurm import SlurmExecutor
+
+    calls = []
+
+    class Recorder:  # stands in for submitit.AutoExecutor on a Slurm cluster
+        @contextmanager
+        def batch(self):
+            calls.append("batch")
+            yield
+            calls.append("sent")
+
+        def submit(self, task):
+            calls.append(task.command[0])
+            return task
+
+    executor = SlurmExecutor(str(tmp_path), cluster="local")
+    executor.executor = Recorder()
+    requests = [Request([name], str(tmp_path), "log") for name in ("a", "b", "c")]
+    executor.submit(requests)
+    assert calls == ["batch", "a", "b", "c", "sent"]
 
 
 def test_submitit_requeues_the_same_run(tmp_path):
