@@ -7,6 +7,7 @@ expands and every train.py command line run unmodified.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -136,9 +137,13 @@ def test_retry_succeeds_and_dependents_wait(tmp_path):
         shell_run(2, tmp_path / "c", "echo boom; exit 4"),
         shell_run(3, tmp_path / "d", "true", depends_on=[2]),
     ]
+    stream = io.StringIO()
     runner = SweepRunner(runs, LocalExecutor([], cpu_slots=2), str(tmp_path / "logs"),
-                         str(tmp_path), retries=1, poll_s=0.02)  # fmt: skip
+                         str(tmp_path), retries=1, poll_s=0.02, stream=stream)  # fmt: skip
     summary = runner.run()
+    progress = stream.getvalue()
+    assert "run 1/4: " in progress and "retry 1/1" in progress
+    assert "running" in progress and "pending" in progress and ", ETA " in progress
     assert [s.state for s in summary.statuses] == [FINISHED, FINISHED, FAILED, BLOCKED]
     assert [s.attempts for s in summary.statuses] == [2, 1, 2, 0]
     text = "\n".join(summary.lines)
