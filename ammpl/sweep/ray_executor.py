@@ -13,6 +13,7 @@ from typing import Any
 
 from ammpl.sweep.executors import Request, require
 from ammpl.sweep.task import execute
+from ammpl.utils.errors import ConfigError
 
 ray = require("ray", "ray")
 
@@ -25,10 +26,15 @@ class RayExecutor:
     def __init__(self, address: str | None, gpus_per_run: float = 1, cpus_per_run: float = 1):
         self._started = not ray.is_initialized()
         if self._started:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(log_to_driver=False, include_dashboard=False)
+            try:
+                if address:
+                    ray.init(address=address, log_to_driver=False)
+                else:
+                    ray.init(log_to_driver=False, include_dashboard=False)
+            except Exception as error:  # noqa: BLE001  (Ray raises many kinds here)
+                where = f"the Ray cluster at {address}" if address else "a local Ray"
+                first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                raise ConfigError(f"cannot start or reach {where}: {first}") from None
         self.remote = ray.remote(num_gpus=gpus_per_run, num_cpus=cpus_per_run, max_retries=0)(
             execute
         )

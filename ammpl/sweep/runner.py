@@ -10,6 +10,7 @@ unfinished ever holds a test result, so the next sweep redoes exactly those).
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from ammpl.sweep.done import DONE, check_folder, requested_settings
 from ammpl.sweep.executors import Executor, Request
 from ammpl.sweep.plan import Run
 from ammpl.sweep.task import log_tail
+from ammpl.utils.errors import AmmplError
 
 SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED = (
     "skipped",
@@ -29,6 +31,10 @@ SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED = (
     "failed",
     "blocked",
 )
+
+
+class SubmitError(AmmplError):
+    """The executor refused to start runs (the cluster said why)."""
 
 
 @dataclass
@@ -172,7 +178,11 @@ class SweepRunner:
         requests = [
             Request(s.run.command, self.cwd, os.path.join(self.cwd, s.log_path)) for s in batch
         ]
-        handles = self.executor.submit(requests)
+        try:
+            handles = self.executor.submit(requests)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:  # sbatch refused
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise SubmitError(f"could not start {len(requests)} run(s): {first}") from None
         now = time.time()
         for status, handle in zip(batch, handles):
             status.handle, status.state, status.started = handle, RUNNING, now
