@@ -290,3 +290,17 @@ def test_run_all_wraps_the_sweep(repo_root, benchmark_root, fast_python, tmp_pat
     assert "run 2/2: out/ZeroshotCLIP/vit_b16/eurosat" in result.stderr
     assert "sweep of 2 run(s)" in result.stderr and "2 finished now" in result.stderr
     assert "| DTD" in result.stdout and "| EuroSAT" in result.stdout
+
+
+class _Refusing(LocalExecutor):
+    def submit(self, requests):
+        raise RuntimeError("sbatch: error: invalid partition specified: gpu-big\nmore")
+
+
+def test_a_refused_submission_is_one_line(tmp_path):
+    from ammpl.sweep.runner import SubmitError
+
+    runner = SweepRunner([shell_run(0, tmp_path / "a", "true")], _Refusing([]),
+                         str(tmp_path / "logs"), str(tmp_path), stream=io.StringIO())  # fmt: skip
+    with pytest.raises(SubmitError, match="could not start 1 run.*invalid partition specified"):
+        runner.run()
