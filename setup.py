@@ -28,13 +28,18 @@ setup(
         "scipy",
         "matplotlib",
     ],
-    extras_require={"test": ["pytest", "ruff"]},
+    extras_require={
+        "test": ["pytest", "ruff", "submitit", 'ray; python_version < "3.14"'],
+        # ammpl-sweep's slurm and ray executors
+        "cluster": ["submitit", "ray"],
+    },
     entry_points={
         "console_scripts": [
             "ammpl-train=ammpl.cli.train:main",
             "ammpl-data=ammpl.data.cli:main",
             "ammpl-viz=ammpl.cli.viz:main",
             "ammpl-results=ammpl.results.cli:main",
+            "ammpl-sweep=ammpl.sweep.cli:main",
         ]
     },
 )

@@ -8,10 +8,13 @@
 #   require_args N USAGE ARGS... exit 2 with USAGE unless at least N arguments are given
 #   require_data                 exit 2 unless $DATA names an existing folder
 #   is_int VALUE                 true for a non-negative integer (optional positional args)
-#   run_is_done DIR              true when DIR/results.json holds a test accuracy
+#   run_is_done DIR [TRAIN ARGS] true when DIR holds a finished run (a test accuracy) of the
+#                                settings TRAIN ARGS ask for; exit 2 (one line) when DIR
+#                                holds a run with other settings (ammpl/sweep/done.py)
 #   config_max_epoch CFG [KEY VALUE ...]   OPTIM.MAX_EPOCH of a config file, trailing
 #                                overrides applied (the epoch an evaluation must load)
-#   run_train DIR ARGS...        run train.py ARGS unless DIR is done; with DRY_RUN print it
+#   run_train DIR ARGS...        run train.py ARGS unless DIR is done (run_is_done DIR ARGS);
+#                                with DRY_RUN print it
 #   dataset_config NAME          path of configs/datasets/NAME.yaml (exit 2 listing names if absent)
 #   method_config TRAINER CFG    path of configs/trainers/TRAINER/CFG.yaml (exit 2 if absent)
 #
@@ -63,15 +66,9 @@ is_int() {
 }
 
 run_is_done() {
-    "$PYTHON" -c '
-import json, sys
-try:
-    record = json.load(open(sys.argv[1]))
-except (OSError, ValueError):
-    sys.exit(1)
-test = (record.get("results") or {}).get("test") or {}
-sys.exit(0 if isinstance(test.get("accuracy"), (int, float)) else 1)
-' "$1/results.json"
+    # exit 0: finished, 1: to run, 2: the folder holds a run with other settings (one line
+    # on stderr). The rule is ammpl/sweep/done.py, shared with ammpl-sweep.
+    PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m ammpl.sweep.done "$@"
 }
 
 config_max_epoch() {
@@ -95,10 +92,13 @@ run_train() {
         printf '\n'
         return 0
     fi
-    if run_is_done "$dir"; then
-        echo "Results are available in $dir (results.json has a test result). Skip this job"
+    local state=0
+    run_is_done "$dir" "$@" || state=$?
+    if ((state == 0)); then
+        echo "Results are available in $dir (a finished run with these settings). Skip this job"
         return 0
     fi
+    ((state == 1)) || exit "$state"
     "$PYTHON" "$REPO_ROOT/train.py" "$@"
 }
 

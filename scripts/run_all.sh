@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Driver: one protocol for one method over datasets × seeds (× shots), through the
-# per-method scripts. Finished runs are skipped by those scripts, so an interrupted driver
-# resumes where it stopped when started again.
+# Driver: one protocol for one method over datasets × seeds (× shots). A thin wrapper over
+# `ammpl-sweep` (python -m ammpl.sweep.cli), which runs each run exactly as the per-method
+# script would (same command line, same output folder) and skips runs already finished
+# with the same settings, so an interrupted driver resumes where it stopped when started
+# again. It prints "run i/N" before each run, a summary at the end, and the protocol's table.
 # usage: DATA=/path/to/datasets scripts/run_all.sh PROTOCOL METHOD [--dry-run] [KEY VALUE ...]
 #   PROTOCOL  fewshot | base2new | xd | ablation | zeroshot
 #   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt | promptsrc | kgcoop  (coop: fewshot
@@ -16,7 +18,10 @@
 #   COMBOS      [ablation: C1 C3 C1+C2 C1+C2+C3]
 #   COOP_CFG    [coop: vit_b16; 1 shot uses COOP_CFG_ep50, 2-4 shots COOP_CFG_ep100]
 #   ZS_CFG      [zeroshot: vit_b16]
-# Trailing KEY VALUE pairs go to every run as config overrides.
+#   SWEEP_ARGS  [one run at a time on the default device] more ammpl-sweep options, e.g.
+#               "--gpus 0,1,2,3 --per-gpu 2 --retries 1" (see ammpl-sweep --help)
+# Trailing KEY VALUE pairs go to every run as config overrides. --dry-run prints the
+# train.py command lines (stdout) and each run's folder and state (stderr).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 parse_script_flags "$@"
@@ -25,93 +30,15 @@ require_args 2 "PROTOCOL METHOD [--dry-run] [KEY VALUE ...]" "$@"
 PROTOCOL=$1
 METHOD=$2
 shift 2
-SCRIPTS="$REPO_ROOT/scripts"
-FLAGS=()
-[[ "$DRY_RUN" == "1" ]] && FLAGS=(--dry-run)
-DATASETS=${DATASETS:-caltech101 dtd eurosat fgvc_aircraft oxford_flowers food101 oxford_pets sun397 ucf101}
-SEEDS=${SEEDS:-1 2 3}
-
-step() {
-    echo "=== $*" >&2
-    bash "$@" "${FLAGS[@]+"${FLAGS[@]}"}"
-}
-
-coop_config() {  # CoOp's epoch budget by shots (ImageNet: the 50-epoch config throughout)
-    local dataset=$1 shots=$2 base=${COOP_CFG:-vit_b16}
-    if [[ "$dataset" == "imagenet" || "$shots" == "1" ]]; then
-        echo "${base}_ep50"
-    elif ((shots <= 4)); then
-        echo "${base}_ep100"
-    else
-        echo "$base"
-    fi
-}
-
-case "$PROTOCOL/$METHOD" in
-    fewshot/coop)
-        for dataset in $DATASETS; do
-            for shots in ${SHOTS_LIST:-1 2 4 8 16}; do
-                SEEDS="$SEEDS" step "$SCRIPTS/coop/main.sh" "$dataset" \
-                    "$(coop_config "$dataset" "$shots")" end 16 "$shots" False "$@"
-            done
-        done
-        ;;
-    zeroshot/zsclip | zeroshot/coop)
-        for dataset in $DATASETS; do
-            step "$SCRIPTS/zsclip/zeroshot.sh" "$dataset" "${ZS_CFG:-vit_b16}" "$@"
-        done
-        ;;
-    fewshot/* | base2new/* | xd/* | ablation/*)
-        [[ -f "$SCRIPTS/$METHOD/fewshot.sh" ]] ||
-            die "unknown METHOD '$METHOD' for $PROTOCOL; use one of: ammpl cocoop maple ivlp dlp vpt promptsrc kgcoop vp dpt"
-        [[ "$PROTOCOL" == "fewshot" || "$PROTOCOL" == "ablation" ||
-            -f "$SCRIPTS/$METHOD/${PROTOCOL}_train.sh" ]] ||
-            die "METHOD '$METHOD' has no $PROTOCOL scripts (scripts/$METHOD/ has: $(cd "$SCRIPTS/$METHOD" && ls -- *.sh | tr '\n' ' '))"
-        ;;&
-    fewshot/*)
-        for dataset in $DATASETS; do
-            for shots in ${SHOTS_LIST:-1 2 4 8 16}; do
-                for seed in $SEEDS; do
-                    step "$SCRIPTS/$METHOD/fewshot.sh" "$dataset" "$shots" "$seed" "$@"
-                done
-            done
-        done
-        ;;
-    base2new/*)
-        for dataset in $DATASETS; do
-            for seed in $SEEDS; do
-                step "$SCRIPTS/$METHOD/base2new_train.sh" "$dataset" "$seed" "$@"
-                step "$SCRIPTS/$METHOD/base2new_test.sh" "$dataset" "$seed" new "$@"
-            done
-        done
-        ;;
-    xd/*)
-        if [[ "$METHOD" == "ammpl" ]]; then
-            SOURCE=${SOURCE:-food101}
-            SHOTS_LIST=${SHOTS_LIST:-1 8 16}
-        fi
-        export SOURCE=${SOURCE:-imagenet}
-        for shots in ${SHOTS_LIST:-16}; do
-            for seed in $SEEDS; do
-                step "$SCRIPTS/$METHOD/xd_train.sh" "$seed" "$shots" "$@"
-                for target in $DATASETS; do
-                    [[ "$target" == "$SOURCE" ]] && continue
-                    step "$SCRIPTS/$METHOD/xd_test.sh" "$target" "$seed" "$shots" "$@"
-                done
-            done
-        done
-        ;;
-    ablation/ammpl)
-        export SHOTS=${SHOTS_LIST:-1}
-        for dataset in $DATASETS; do
-            for combo in ${COMBOS:-C1 C3 C1+C2 C1+C2+C3}; do
-                for seed in $SEEDS; do
-                    step "$SCRIPTS/ammpl/ablation.sh" "$dataset" "$combo" "$seed" "$@"
-                done
-            done
-        done
-        ;;
-    *)
-        die "no $PROTOCOL runs for METHOD '$METHOD' (PROTOCOL: fewshot base2new xd ablation zeroshot)"
-        ;;
-esac
+ARGS=(--methods "$METHOD" --output-root "$OUTPUT_ROOT" --python "$PYTHON" --gpus none --slots 1)
+[[ -n "${DATASETS:-}" ]] && read -r -a LIST <<<"$DATASETS" && ARGS+=(--datasets "${LIST[@]}")
+[[ -n "${SEEDS:-}" ]] && read -r -a LIST <<<"$SEEDS" && ARGS+=(--seeds "${LIST[@]}")
+[[ -n "${SHOTS_LIST:-}" ]] && read -r -a LIST <<<"$SHOTS_LIST" && ARGS+=(--shots "${LIST[@]}")
+[[ -n "${COMBOS:-}" ]] && read -r -a LIST <<<"$COMBOS" && ARGS+=(--combos "${LIST[@]}")
+[[ -n "${SOURCE:-}" ]] && ARGS+=(--source "$SOURCE")
+[[ -n "${COOP_CFG:-}" ]] && ARGS+=(--coop-cfg "$COOP_CFG")
+[[ -n "${ZS_CFG:-}" ]] && ARGS+=(--zs-cfg "$ZS_CFG")
+[[ "$DRY_RUN" == "1" ]] && ARGS+=(--dry-run)
+read -r -a EXTRA <<<"${SWEEP_ARGS:-}"
+PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m ammpl.sweep.cli \
+    "$PROTOCOL" "${ARGS[@]}" "${EXTRA[@]+"${EXTRA[@]}"}" -- "$@"

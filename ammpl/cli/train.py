@@ -144,12 +144,15 @@ def run(args: argparse.Namespace) -> int:
     print_args(args, cfg, verbose=args.verbose)
 
     trainer = build_trainer(cfg)
+    from ammpl.sweep.done import requested_settings
+
     trainer.run_record.meta.update(
         config_file=args.config_file,
         dataset_config_file=args.dataset_config_file,
         argv=list(sys.argv),
         eval_only=bool(args.eval_only),
         model_dir=args.model_dir,
+        settings=requested_settings(args),  # what "already finished" compares
     )
 
     if args.eval_only:

@@ -165,9 +165,43 @@ def select(
     return Selection(pool, methods, datasets)
 
 
-def key_labels(keys: Sequence[MethodKey]) -> dict[MethodKey, str]:
-    """Row labels: the method, its variant, and its config family only where one method
-    shows several families."""
+def _key_backbones(key: MethodKey, runs: Iterable[Run]) -> list[str]:
+    return sorted({r.backbone for r in runs if r.backbone and method_key(r) == key})
+
+
+def backbone_suffix(key: MethodKey, runs: Sequence[Run]) -> str:
+    """The row label's backbone, e.g. ` [tiny]`, when the table's runs do not all share one
+    backbone (` [several backbones]` for a row whose cells differ; `backbone_notes` says
+    which); empty otherwise."""
+    if len({r.backbone for r in runs if r.backbone}) < 2:
+        return ""
+    found = _key_backbones(key, runs)
+    if not found:
+        return ""
+    return f" [{found[0]}]" if len(found) == 1 else " [several backbones]"
+
+
+def backbone_notes(keys: Sequence[MethodKey], runs: Sequence[Run], labels) -> list[str]:
+    """For each row whose cells ran on different backbones: which datasets ran on which."""
+    notes = []
+    for key in keys:
+        if len(_key_backbones(key, runs)) < 2:
+            continue
+        by_backbone: dict[str, set[str]] = defaultdict(set)
+        for run in runs:
+            if run.backbone and method_key(run) == key:
+                by_backbone[run.backbone].add(run.dataset)
+        parts = [
+            f"{backbone} on {', '.join(dataset_display(d) for d in sorted(datasets))}"
+            for backbone, datasets in sorted(by_backbone.items())
+        ]
+        notes.append(f"{labels[key]}: {'; '.join(parts)}")
+    return notes
+
+
+def key_labels(keys: Sequence[MethodKey], runs: Sequence[Run] = ()) -> dict[MethodKey, str]:
+    """Row labels: the method, its variant, its config family only where one method
+    shows several families, and its backbone where the `runs` shown differ in backbone."""
     families = defaultdict(set)
     for key in keys:
         families[(key.method, key.variant)].add(key.family)
@@ -178,7 +212,7 @@ def key_labels(keys: Sequence[MethodKey]) -> dict[MethodKey, str]:
             label += f" ({variant_display(key.variant)})"
         if len(families[(key.method, key.variant)]) > 1:
             label += f" [{key.family}]"
-        labels[key] = label
+        labels[key] = label + backbone_suffix(key, runs)
     return labels
 
 
@@ -188,9 +222,11 @@ def seed_stats(
     seeds: Sequence[int] = DEFAULT_SEEDS,
 ) -> tuple[dict[Hashable, SeedStat], list[str]]:
     """Group accuracies by `cell_of(run)` and seed. Returns the stats and notes about runs
-    left out (seeds outside `seeds`). Zero-shot runs carry no seed and expect none."""
+    left out (seeds outside `seeds`). Zero-shot runs carry no seed and expect none. Seeds
+    run on different backbones are never averaged: that is an error naming two of them."""
     stats: dict[Hashable, SeedStat] = {}
     paths: dict[tuple, str] = {}
+    backbones: dict[Hashable, Run] = {}
     ignored = []
     for run in runs:
         seedless = run.method == ZEROSHOT_METHOD or run.seed is None
@@ -206,6 +242,15 @@ def seed_stats(
                 f"{run.path}; keep one with --configs (or --methods METHOD:CONFIG)"
             )
         paths[(cell, seed)] = run.path
+        first = backbones.setdefault(cell, run)
+        if run.backbone and first.backbone and run.backbone != first.backbone:
+            raise ResultsError(
+                f"seeds of one table cell ran on different backbones: {first.path} "
+                f"({first.backbone}) and {run.path} ({run.backbone}); rerun one on the "
+                "other's backbone, or delete it"
+            )
+        if not first.backbone:
+            backbones[cell] = run
         stat.values[seed] = float(run.accuracy)
     notes = []
     if ignored:

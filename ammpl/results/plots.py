@@ -71,7 +71,7 @@ def fewshot_panels(
     stats, notes = seed_stats(selection.runs, lambda r: (method_key(r), r.shots, r.dataset), seeds)
     keys = [k for k in selection.keys() if k.method != ZEROSHOT_METHOD]
     zs_keys = [k for k in selection.keys() if k.method == ZEROSHOT_METHOD]
-    labels = key_labels(keys)
+    labels = key_labels(keys, selection.runs)
     stems = selection.dataset_order({r.dataset for r in selection.runs})
     panels = []
     for stem in stems:

@@ -16,6 +16,8 @@ from ammpl.results.aggregate import (
     DEFAULT_SEEDS,
     MethodKey,
     SeedStat,
+    backbone_notes,
+    backbone_suffix,
     harmonic_mean,
     is_fewshot_point,
     key_labels,
@@ -112,7 +114,8 @@ def base_to_new_table(
         selection.runs, lambda r: (method_key(r), r.dataset, _b2n_side(r)), seeds
     )
     keys = selection.keys()
-    labels = key_labels(keys)
+    labels = key_labels(keys, selection.runs)
+    backbones = backbone_notes(keys, selection.runs, labels)
     stems = selection.dataset_order({r.dataset for r in selection.runs})
     table = Table("Base-to-novel generalisation", ["Dataset", "Method", "Base", "Novel", "HM"])
     flags: list[str] = []
@@ -157,6 +160,7 @@ def base_to_new_table(
     table.notes = _finish_notes(
         flags + notes,
         [
+            *backbones,
             HM_STD_NOTE,
             "Base: the final test of the train_base run (a test_base run where it is missing); "
             "Novel: the test_new run",
@@ -223,7 +227,8 @@ def cross_dataset_table(
     keys = evals.keys()
     source_stats = _source_stats(runs, src, keys, seeds)
     targets = evals.dataset_order({r.dataset for r in evals.runs if r.dataset != src})
-    labels = key_labels(keys)
+    labels = key_labels(keys, evals.runs)
+    backbones = backbone_notes(keys, evals.runs, labels)
     header = ["Method", "Shots", f"Source ({dataset_display(src) if src else 'unknown'})"]
     table = Table("Cross-dataset evaluation", [*header, *map(dataset_display, targets), "Average"])
     flags: list[str] = []
@@ -242,8 +247,9 @@ def cross_dataset_table(
     table.notes = _finish_notes(
         flags + notes,
         [
+            *backbones,
             "Source: the final test of the training run on the source; Average: mean over the "
-            "targets, source excluded"
+            "targets, source excluded",
         ],
     )
     return table
@@ -295,9 +301,10 @@ def ablation_table(
     all_shots = sorted({r.shots for r in selection.runs})
     one_method = len({(k.method, k.family) for k in keys}) == 1
     labels = {
-        k: ablation_combo(k.variant) if one_method else label
-        for k, label in key_labels(keys).items()
+        k: ablation_combo(k.variant) + backbone_suffix(k, selection.runs) if one_method else label
+        for k, label in key_labels(keys, selection.runs).items()
     }
+    backbones = backbone_notes(keys, selection.runs, labels)
     table = Table("Ablation", ["Combo", *map(dataset_display, stems), "Average"])
     flags: list[str] = []
     for key in keys:
@@ -316,8 +323,9 @@ def ablation_table(
     table.notes = _finish_notes(
         flags + notes,
         [
+            *backbones,
             "bold: the best mean of the column (CSV: starred); C1 patch mask, C2 patch padding, "
-            "C3 adaptive interaction"
+            "C3 adaptive interaction",
         ],
     )
     return table
@@ -361,7 +369,8 @@ def fewshot_table(
         raise ResultsError(f"no few-shot runs with {_shots_text(shots)} shots")
     stats, notes = seed_stats(selection.runs, lambda r: (method_key(r), r.shots, r.dataset), seeds)
     keys = selection.keys()
-    labels = key_labels(keys)
+    labels = key_labels(keys, selection.runs)
+    backbones = backbone_notes(keys, selection.runs, labels)
     stems = selection.dataset_order({r.dataset for r in selection.runs})
     table = Table("Few-shot accuracy", ["Method", "Shots", *map(dataset_display, stems), "Average"])
     flags: list[str] = []
@@ -375,7 +384,7 @@ def fewshot_table(
             average = _average_cell(cells, f"{where}, Average", len(stems), flags)
             table.rows.append([labels[key], str(k), *cells, average])
     table.notes = _finish_notes(
-        flags + notes, ["Average: mean over the datasets of the per-dataset means"]
+        flags + notes, [*backbones, "Average: mean over the datasets of the per-dataset means"]
     )
     return table
 

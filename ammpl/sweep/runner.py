@@ -1,0 +1,308 @@
+"""Runs a sweep's runs on an executor: order, retries, progress, Ctrl-C, the final report.
+
+A run starts once the runs it depends on (the training an evaluation loads) have finished;
+a failed run is started again up to `retries` times (train.py resumes from its last
+checkpoint), then reported with the tail of its log, and the runs that depend on it are
+not started. Ctrl-C ends the running runs (train.py records them as interrupted; nothing
+unfinished ever holds a test result, so the next sweep redoes exactly those).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ammpl.sweep.done import DONE, check_folder, requested_settings
+from ammpl.sweep.executors import Executor, Request
+from ammpl.sweep.plan import Run
+from ammpl.sweep.task import log_tail
+from ammpl.utils.errors import AmmplError
+
+SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED = (
+    "skipped",
+    "pending",
+    "running",
+    "finished",
+    "failed",
+    "blocked",
+)
+
+
+class SubmitError(AmmplError):
+    """The executor refused to start runs (the cluster said why)."""
+
+
+@dataclass
+class RunStatus:
+    run: Run
+    state: str
+    log_path: str
+    attempts: int = 0
+    number: int = 0  # i of "run i/N" (0: not started yet)
+    handle: Any = None
+    started: float = 0.0
+    code: int | None = None
+
+
+@dataclass
+class Summary:
+    statuses: list[RunStatus]
+    interrupted: bool = False
+    wall_s: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+    def count(self, *states: str) -> int:
+        return sum(s.state in states for s in self.statuses)
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and not self.count(FAILED, BLOCKED)
+
+
+def log_path_for(log_dir: str, output_root: str, run: Run) -> str:
+    """`<log_dir>/<run folder below the output root, / → __>.log`."""
+    relative = os.path.relpath(os.path.abspath(run.output_dir), os.path.abspath(output_root))
+    name = relative.replace(os.sep, "__").replace("..", "up") or "run"
+    return os.path.join(log_dir, f"{name}.log")
+
+
+def initial_states(runs: Sequence[Run], cwd: str) -> list[str]:
+    """SKIPPED for runs already finished with these settings, PENDING for the rest; a
+    folder holding a run with other settings raises RunConflictError (before anything
+    starts)."""
+    from ammpl.sweep.done import parse_train_args, read_record
+
+    states = []
+    for run in runs:
+        folder = os.path.join(cwd, run.output_dir)
+        if read_record(folder) is None:  # nothing there yet (no need for train.py's parser)
+            states.append(PENDING)
+            continue
+        args = parse_train_args(run.train_args)
+        state = check_folder(folder, requested_settings(args, cwd), run.output_dir)
+        states.append(SKIPPED if state == DONE else PENDING)
+    return states
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class Progress:
+    """The live line (rewritten in place on a terminal, printed on change otherwise)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self._last = ""
+        self._shown = False
+
+    def say(self, line: str) -> None:
+        if self._shown:
+            self.stream.write("\r\033[K")
+            self._shown = False
+        self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def status(self, line: str) -> None:
+        if line == self._last:
+            return
+        self._last = line
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self._shown = True
+            self.stream.flush()
+        else:
+            self.say(line)
+
+    def end(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._shown = False
+
+
+class SweepRunner:
+    """Drives `runs` on `executor` to the end (or Ctrl-C)."""
+
+    def __init__(
+        self,
+        runs: Sequence[Run],
+        executor: Executor,
+        log_dir: str,
+        output_root: str,
+        retries: int = 0,
+        cwd: str | None = None,
+        stream: TextIO | None = None,
+        poll_s: float = 0.2,
+        tail_lines: int = 12,
+    ) -> None:
+        self.runs = list(runs)
+        self.executor = executor
+        self.retries = max(0, retries)
+        self.cwd = cwd or os.getcwd()
+        self.progress = Progress(stream or sys.stderr)
+        self.poll_s = poll_s
+        self.tail_lines = tail_lines
+        states = initial_states(self.runs, self.cwd)
+        self.statuses = [
+            RunStatus(run, state, log_path_for(log_dir, output_root, run))
+            for run, state in zip(self.runs, states)
+        ]
+        self.total = sum(s.state == PENDING for s in self.statuses)
+        self._numbered = 0
+        self._durations: list[float] = []
+
+    # -- scheduling ----------------------------------------------------------------------
+    def _ready(self, status: RunStatus) -> bool | None:
+        """True: may start; False: wait; None: never (a run it needs failed)."""
+        for index in status.run.depends_on:
+            state = self.statuses[index].state
+            if state in (FAILED, BLOCKED):
+                return None
+            if state not in (FINISHED, SKIPPED):
+                return False
+        return True
+
+    def _start(self, batch: list[RunStatus]) -> None:
+        requests = [
+            Request(s.run.command, self.cwd, os.path.join(self.cwd, s.log_path)) for s in batch
+        ]
+        try:
+            handles = self.executor.submit(requests)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as error:  # sbatch refused
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error)
+            raise SubmitError(f"could not start {len(requests)} run(s): {first}") from None
+        now = time.time()
+        for status, handle in zip(batch, handles):
+            status.handle, status.state, status.started = handle, RUNNING, now
+            status.attempts += 1
+            if not status.number:
+                self._numbered += 1
+                status.number = self._numbered
+            again = f" (attempt {status.attempts})" if status.attempts > 1 else ""
+            self.progress.say(
+                f"run {status.number}/{self.total}: {status.run.output_dir}{again} "
+                f"[{self.executor.describe(handle)}; log {status.log_path}]"
+            )
+
+    def _finish(self, status: RunStatus, code: int) -> None:
+        status.code = code
+        if code == 0:
+            status.state = FINISHED
+            self._durations.append(time.time() - status.started)
+            return
+        label = f"run {status.number}/{self.total}"
+        if status.attempts <= self.retries:
+            status.state = PENDING
+            self.progress.say(
+                f"{label} failed (exit code {code}); retry {status.attempts}/{self.retries}"
+            )
+        else:
+            status.state = FAILED
+            self.progress.say(f"{label} failed (exit code {code}): {status.run.output_dir}")
+
+    def _status_line(self) -> str:
+        done = sum(s.state in (FINISHED, SKIPPED) for s in self.statuses)
+        running = sum(s.state == RUNNING for s in self.statuses)
+        failed = sum(s.state == FAILED for s in self.statuses)
+        blocked = sum(s.state == BLOCKED for s in self.statuses)
+        pending = sum(s.state == PENDING for s in self.statuses)
+        line = (
+            f"sweep: {done}/{len(self.statuses)} done, {running} running, "
+            f"{failed} failed, {pending} pending"
+        )
+        if blocked:
+            line += f", {blocked} not run (a run they need failed)"
+        if self._durations and (pending or running):
+            mean = sum(self._durations) / len(self._durations)
+            parallel = max(1, min(self.executor.capacity or running or 1, pending + running))
+            line += f", ETA {_duration(mean * (pending + running) / parallel)}"
+        return line
+
+    def _step(self) -> bool:
+        """One round: collect ended runs, start ready ones; False when all are settled."""
+        for status in self.statuses:
+            if status.state == RUNNING:
+                code = self.executor.poll(status.handle)
+                if code is not None:
+                    self._finish(status, code)
+        ready = []
+        for status in self.statuses:
+            if status.state != PENDING:
+                continue
+            verdict = self._ready(status)
+            if verdict is None:
+                status.state = BLOCKED
+            elif verdict:
+                ready.append(status)
+        running = sum(s.state == RUNNING for s in self.statuses)
+        capacity = self.executor.capacity
+        if capacity is not None:
+            ready = ready[: max(0, capacity - running)]
+        if ready:
+            self._start(ready)
+        self.progress.status(self._status_line())
+        return any(s.state in (PENDING, RUNNING) for s in self.statuses)
+
+    def run(self) -> Summary:
+        start = time.time()
+        skipped = sum(s.state == SKIPPED for s in self.statuses)
+        if skipped:
+            self.progress.say(f"{skipped} run(s) already finished with these settings: skipped")
+        summary = Summary(self.statuses)
+        try:
+            while self._step():
+                time.sleep(self.poll_s)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            self.progress.end()
+            running = [s for s in self.statuses if s.state == RUNNING]
+            self.progress.say(f"interrupted: ending {len(running)} running run(s) ...")
+            self.executor.cancel([s.handle for s in running])
+            for status in running:
+                status.state = PENDING
+        finally:
+            self.progress.end()
+            self.executor.close()
+        summary.wall_s = time.time() - start
+        summary.lines = self.report(summary)
+        return summary
+
+    # -- report --------------------------------------------------------------------------
+    def report(self, summary: Summary) -> list[str]:
+        lines = []
+        for status in self.statuses:
+            if status.state == FAILED:
+                lines.append(
+                    f"failed: {status.run.output_dir} (exit code {status.code} after "
+                    f"{status.attempts} attempt(s)); log {status.log_path}, last lines:"
+                )
+                lines += [f"    {line}" for line in log_tail(status.log_path, self.tail_lines)]
+            elif status.state == BLOCKED:
+                needed = ", ".join(self.statuses[i].run.output_dir for i in status.run.depends_on)
+                lines.append(f"not run: {status.run.output_dir} (needs {needed}, which failed)")
+        counts = (
+            f"{summary.count(FINISHED)} finished now, {summary.count(SKIPPED)} already "
+            f"finished, {summary.count(FAILED)} failed, {summary.count(BLOCKED)} not run"
+        )
+        if summary.interrupted:
+            lines.append(
+                f"sweep interrupted after {_duration(summary.wall_s)}: {counts}, "
+                f"{summary.count(PENDING)} left; run the same command again to resume"
+            )
+        else:
+            lines.append(
+                f"sweep of {len(self.statuses)} run(s) in {_duration(summary.wall_s)}: {counts}"
+            )
+        return lines
