@@ -225,3 +225,10 @@ def test_maple_registers_its_whole_model_yet_only_prompts_are_synchronised(
     epoch1 = learned(tmp_path / "maple1", "MultiModalPromptLearner", epoch=1)
     moved = (states[0]["prompt_learner.ctx"] - epoch1["prompt_learner.ctx"]).abs().max()
     assert moved > 100 * FP16_REL_TOL * states[0]["prompt_learner.ctx"].abs().max()
+
+
+def test_more_processes_than_batch_images_stop_before_anything_is_built(benchmark_root, tmp_path):
+    out = tmp_path / "cocoop"
+    args = train_args(benchmark_root, out) + ["DATALOADER.TRAIN_X.BATCH_SIZE", 1]
+    assert run_ranks(2, args) == [2, 2]
+    assert not (out / "results.json").exists()

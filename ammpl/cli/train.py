@@ -109,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     check_before_building(args, cfg)
 
     run_group = distributed.setup(cfg.USE_CUDA, cfg.SEED)  # None unless started by torchrun
+    if run_group is not None and not (args.eval_only or args.no_train):
+        run_group.check_batch_size(cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
     if run_group is not None and not run_group.is_main:
         distributed.silence_stdout()
     if cfg.SEED >= 0:

@@ -239,6 +239,7 @@ class DistributedRun:
         self.shard_eval = True
         self._weight = StepWeight()
         self._step = 0
+        self._train_error: ConfigError | None = None  # raised when training starts
 
     @property
     def is_main(self) -> bool:
@@ -246,6 +247,15 @@ class DistributedRun:
 
     def barrier(self) -> None:
         dist.barrier()
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Fail before anything is built when no process would get an image of a batch."""
+        if batch_size < self.world_size:
+            raise ConfigError(
+                f"DATALOADER.TRAIN_X.BATCH_SIZE {batch_size} cannot be split over "
+                f"{self.world_size} processes (the global batch is BATCH_SIZE): start at most "
+                f"{batch_size} process(es), or raise BATCH_SIZE (a different config)"
+            )
 
     # -- setup ----------------------------------------------------------------------
     def attach(self, trainer: Any) -> None:
@@ -264,7 +274,10 @@ class DistributedRun:
             p for model in trainer._models.values() for p in model.parameters() if p.requires_grad
         ]
         if params:  # zero-shot runs learn nothing: evaluation is all they shard
-            self._shard_train_loader(trainer)
+            try:
+                self._shard_train_loader(trainer)
+            except ConfigError as error:  # an --eval-only run never trains: fine
+                self._train_error = error
             self._wrap(params)
         record = getattr(trainer, "run_record", None)
         if record is not None:
@@ -319,6 +332,8 @@ class DistributedRun:
     # -- training -------------------------------------------------------------------
     def before_epoch(self, epoch: int) -> None:
         """Epoch `epoch`'s shuffle, and this rank's random stream for it."""
+        if self._train_error is not None:
+            raise self._train_error
         if self.train_batches is not None:
             self.train_batches.set_epoch(epoch)
         seed = derived_seed(self.seed, self.rank, epoch)
@@ -409,7 +424,10 @@ def shutdown() -> None:
     global _RUN
     _RUN = None
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            dist.destroy_process_group()
+        except (RuntimeError, ValueError):  # a peer (or the store on rank 0) is already gone
+            pass
 
 
 def current() -> DistributedRun | None:
