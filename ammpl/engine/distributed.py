@@ -302,10 +302,10 @@ class DistributedRun:
             drop_last=loader.drop_last,
         )
         trainer.train_loader_x = rebuild_loader(loader, self.train_batches)
-        share = loader.batch_size / self.world_size
+        global_batch = self.train_batches.global_sizes()[0]  # < BATCH_SIZE: a tiny split
         print(
-            f"DDP: {self.world_size} processes, global batch {loader.batch_size} "
-            f"(≈{share:.3g} images per process and step)"
+            f"DDP: {self.world_size} processes, global batch {global_batch} "
+            f"(≈{global_batch / self.world_size:.3g} images per process and step)"
         )
 
     def _wrap(self, params: list[nn.Parameter]) -> None:
