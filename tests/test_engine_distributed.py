@@ -114,6 +114,7 @@ def train_args(root: Path, out: Path, method: tuple = COOP_CONFIG, *extra) -> li
         "--dataset-config-file", REPO_ROOT / "configs/datasets/caltech101.yaml",
         "--config-file", REPO_ROOT / f"configs/trainers/{trainer}/{config}.yaml",
         "--output-dir", out, *extra,
+        "USE_CUDA", False,  # gloo on CPU even on a GPU machine (bench/gpu_check.sh)
         "MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", 0, "OPTIM.MAX_EPOCH", 2,
         "DATASET.NUM_SHOTS", 4, *opts,
         "DATALOADER.TRAIN_X.BATCH_SIZE", 3,  # 2 processes: 2 + 1 images per step
