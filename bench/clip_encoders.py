@@ -10,7 +10,8 @@ ViT-B/16 rows also run under bf16 autocast.
     python bench/clip_encoders.py ... --json out.json  # rows with peak memory, GFLOP, TFLOP/s
 
 Image rows also give the FLOPs of one image forward (torch's FlopCounterMode over the
-plain path, a multiply-add counted as 2) and the achieved TFLOP/s; on CUDA every row records its peak allocated memory.
+plain path, a multiply-add counted as 2) and the achieved TFLOP/s; on CUDA every row
+records its peak allocated memory.
 """
 
 from __future__ import annotations
