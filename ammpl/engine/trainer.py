@@ -337,6 +337,8 @@ class TrainerBase:
 class SimpleTrainer(TrainerBase):
     """Config, data, one evaluator, Dassl's epoch/checkpoint/test policy."""
 
+    distributed_run: distributed.DistributedRun | None = None  # set under torchrun
+
     def __init__(self, cfg: Any) -> None:
         super().__init__()
         self.check_cfg(cfg)
@@ -354,9 +356,9 @@ class SimpleTrainer(TrainerBase):
         self.run_record = RunRecord(cfg, self.output_dir)  # build_model may add to its meta
         self.build_data_loader()
         self.build_model()
-        self.distributed = distributed.current()  # torchrun: shard loaders, DDP
-        if self.distributed is not None:
-            self.distributed.attach(self)
+        self.distributed_run = distributed.current()  # torchrun: shard loaders, DDP
+        if self.distributed_run is not None:
+            self.distributed_run.attach(self)
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
         self.best_result = -np.inf
 
@@ -553,8 +555,8 @@ class TrainerX(SimpleTrainer):
         self._epoch_meters = losses
         self._epoch_lr = self._current_lr_or_none()
         print_freq = max(int(self.cfg.TRAIN.PRINT_FREQ), 1)
-        if self.distributed is not None:
-            self.distributed.before_epoch(self.epoch)
+        if self.distributed_run is not None:
+            self.distributed_run.before_epoch(self.epoch)
         epoch_start = end = time.time()
         batches = self._progress(
             self.train_loader_x, self.num_batches, f"epoch {self.epoch + 1}/{self.max_epoch}"
@@ -562,8 +564,8 @@ class TrainerX(SimpleTrainer):
         try:
             for self.batch_idx, batch in enumerate(batches):
                 data_time.update(time.time() - end)
-                if self.distributed is not None:
-                    self.distributed.before_step(batch)
+                if self.distributed_run is not None:
+                    self.distributed_run.before_step(batch)
                 loss_summary = self.forward_backward(batch)
                 batch_time.update(time.time() - end)
                 losses.update(loss_summary)
