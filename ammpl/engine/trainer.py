@@ -354,8 +354,10 @@ class SimpleTrainer(TrainerBase):
         self._epochs_done = 0
         self._bar: Any = None
         self.run_record = RunRecord(cfg, self.output_dir)  # build_model may add to its meta
-        self.build_data_loader()
-        self.build_model()
+        # torchrun: rank 0 first, so that it alone writes caches (few-shot split, weights)
+        with distributed.main_process_first():
+            self.build_data_loader()
+            self.build_model()
         self.distributed_run = distributed.current()  # torchrun: shard loaders, DDP
         if self.distributed_run is not None:
             self.distributed_run.attach(self)
@@ -368,8 +370,7 @@ class SimpleTrainer(TrainerBase):
     def build_data_loader(self) -> None:
         from ammpl.data import DataManager
 
-        with distributed.main_process_first():  # rank 0 writes the few-shot cache
-            dm = DataManager(self.cfg)
+        dm = DataManager(self.cfg)
         self.train_loader_x = dm.train_loader_x
         self.train_loader_u = getattr(dm, "train_loader_u", None)
         self.val_loader = dm.val_loader
