@@ -233,3 +233,17 @@ def test_more_processes_than_batch_images_stop_before_anything_is_built(benchmar
     args = train_args(benchmark_root, out) + ["DATALOADER.TRAIN_X.BATCH_SIZE", 1]
     assert run_ranks(2, args) == [2, 2]
     assert not (out / "results.json").exists()
+
+
+def test_order_dependent_evaluation_runs_whole_on_every_rank(benchmark_root, tmp_path):
+    """AMMPL's TEST_MASK sample draws masks batch after batch: 2 processes then evaluate the
+    whole split each, and report what one plain process reports."""
+    method = ("AMMPL", "vit_b16_c4_ep5_batch4_ctxv1", "TRAINER.AMMPL.TEST_MASK", "sample")
+    trained = tmp_path / "trained"
+    assert train_main([str(a) for a in train_args(benchmark_root, trained, method)]) == 0
+    evaluate = ("--eval-only", "--model-dir", trained, "--load-epoch", 2)
+    plain, two = tmp_path / "plain", tmp_path / "two"
+    assert train_main([str(a) for a in train_args(benchmark_root, plain, method, *evaluate)]) == 0
+    assert run_ranks(2, train_args(benchmark_root, two, method, *evaluate)) == [0, 0]
+    assert final_test_metrics(two) == final_test_metrics(plain)
+    assert json.loads((two / "results.json").read_text())["distributed"]["eval_sharded"] is False
