@@ -14,6 +14,7 @@ import os
 import socket
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
@@ -47,7 +48,13 @@ def _writes_recorder(watched: list[str], found: list[str]):
 
 
 def _rank_main(
-    rank: int, world_size: int, port: int, argv: list[str], watched: list[str], report: str
+    rank: int,
+    world_size: int,
+    port: int,
+    argv: list[str],
+    watched: list[str],
+    report: str,
+    prepare: Callable[[], None] | None,
 ) -> None:
     os.environ.update(
         RANK=str(rank),
@@ -66,6 +73,8 @@ def _rank_main(
     try:
         from ammpl.cli.train import main
 
+        if prepare is not None:
+            prepare()
         code = main(argv)
     except BaseException:  # os._exit below would swallow the traceback
         traceback.print_exc()
@@ -84,15 +93,25 @@ def run_ranks(
     watched: list[Path] = (),
     report: Path | None = None,
     timeout: float = 120,
+    prepare: Callable[[], None] | None = None,
 ) -> list[int]:
-    """Exit codes of `world_size` ranks running `ammpl-train argv` as one torchrun job."""
+    """Exit codes of `world_size` ranks running `ammpl-train argv` as one torchrun job;
+    `prepare()` runs in each rank first (e.g. to register a trainer only the ranks see)."""
     context = multiprocessing.get_context("fork")
     port = free_port()
     args = [str(a) for a in argv]
     procs = [
         context.Process(
             target=_rank_main,
-            args=(rank, world_size, port, args, [str(w) for w in watched], str(report or "")),
+            args=(
+                rank,
+                world_size,
+                port,
+                args,
+                [str(w) for w in watched],
+                str(report or ""),
+                prepare,
+            ),
         )
         for rank in range(world_size)
     ]

@@ -247,3 +247,28 @@ def test_order_dependent_evaluation_runs_whole_on_every_rank(benchmark_root, tmp
     assert run_ranks(2, train_args(benchmark_root, two, method, *evaluate)) == [0, 0]
     assert final_test_metrics(two) == final_test_metrics(plain)
     assert json.loads((two / "results.json").read_text())["distributed"]["eval_sharded"] is False
+
+
+def register_coop_with_an_idle_tensor() -> None:
+    """In a rank only: CoOp with a trainable tensor that no step uses."""
+    from torch import nn
+
+    from ammpl.engine import TRAINER_REGISTRY
+    from ammpl.trainers.coop import CoOp
+
+    class CoOpWithIdleTensor(CoOp):
+        def build_custom_clip(self, classnames, clip_model):
+            model = super().build_custom_clip(classnames, clip_model)
+            model.prompt_learner.idle = nn.Parameter(torch.zeros(3))
+            return model
+
+    TRAINER_REGISTRY.register(CoOpWithIdleTensor)
+
+
+def test_a_trainable_tensor_left_out_of_a_step_is_a_one_line_error(benchmark_root, tmp_path, capfd):
+    args = train_args(benchmark_root, tmp_path / "idle")
+    args[args.index("CoOp")] = "CoOpWithIdleTensor"
+    codes = run_ranks(2, args, prepare=register_coop_with_an_idle_tensor)
+    assert codes == [2, 2]
+    errors = [line for line in capfd.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "got no gradient in the previous step" in errors[0]
