@@ -23,6 +23,7 @@ The engine calls the module-level helpers (`current`, `is_main_process`, `barrie
 
 # No `from __future__ import annotations`: DDP checks the comm hook's annotations at runtime.
 import contextlib
+import datetime
 import hashlib
 import os
 import random
@@ -40,6 +41,7 @@ from torch.utils.data import DataLoader, RandomSampler, Sampler
 from ammpl.utils.errors import ConfigError
 
 TORCHRUN_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+INIT_TIMEOUT = datetime.timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -409,7 +411,10 @@ def setup(use_cuda: bool, seed: int) -> DistributedRun | None:
         device = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group(
-            backend="nccl" if cuda else "gloo", rank=info.rank, world_size=info.world_size
+            backend="nccl" if cuda else "gloo",
+            rank=info.rank,
+            world_size=info.world_size,
+            timeout=INIT_TIMEOUT,  # the others wait while rank 0 samples a large few-shot split
         )
     if seed < 0:
         shared = [random.SystemRandom().randrange(2**31) if info.rank == 0 else None]
