@@ -3,7 +3,8 @@
 Each method's model is built by its own trainer code from its config file (as
 `ammpl.trainers.param_counts` does), on the tiny backbone (CPU) or a ViT-B/16-sized CLIP
 with random weights (throughput does not depend on weight values). A training step is
-forward + cross-entropy + backward + SGD step at the config's training batch size; the
+forward + the method's training loss (cross-entropy, plus PromptSRC's or KgCoOp's
+regularisers) + backward + SGD step at the config's training batch size; the
 evaluation rate is images/s at the evaluation batch size (the configs' 100 by default).
 
     python bench/methods_step.py                                     # tiny, CPU
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from tabulate import tabulate
 
 from ammpl.trainers.param_counts import (
+    DPT_SCRIPT_OPTS,
     REPO_ROOT,
     PaperConfig,
     build_method_model,
@@ -44,6 +46,7 @@ class BenchRow:
     method: str
     trainer: str
     config: str
+    opts: tuple[str, ...] = ()
 
 
 ROWS = (
@@ -55,6 +58,12 @@ ROWS = (
     BenchRow("VPT", "VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml"),
     BenchRow("MaPLe", "MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml"),
     BenchRow("AMMPL", "AMMPL", "AMMPL/vit_b16_c4_ep5_batch4_ctxv1.yaml"),
+    BenchRow("PromptSRC", "PromptSRC", "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml"),
+    BenchRow("KgCoOp", "KgCoOp", "KgCoOp/vit_b16_ep100_ctxv1.yaml"),
+)
+ROWS += (
+    BenchRow("VP", "VP", "VP/vit_b16.yaml"),
+    BenchRow("DPT", "DPT", "DPT/vit_b16.yaml", DPT_SCRIPT_OPTS),
 )
 
 
@@ -94,7 +103,7 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
     config = os.path.join(REPO_ROOT, "configs", "trainers", row.config)
     if not os.path.isfile(config):
         return None
-    cfg = load_paper_cfg(PaperConfig(row.method, row.trainer, row.config, ""))
+    cfg = load_paper_cfg(PaperConfig(row.method, row.trainer, row.config, "", opts=row.opts))
     classnames = [f"class {i}" for i in range(args.classes)]
     with redirect_stdout(StringIO()):
         model = build_method_model(row.trainer, cfg, classnames, clip_model)
@@ -118,8 +127,11 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
         def train_step() -> None:
             model.train()
             with autocast:
-                logits = model(images[:train_batch])
-                loss = F.cross_entropy(logits.float(), labels)
+                if hasattr(model, "train_loss"):  # methods with regularisers
+                    loss = model.train_loss(images[:train_batch], labels)[0]
+                else:
+                    logits = model(images[:train_batch])
+                    loss = F.cross_entropy(logits.float(), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -4,8 +4,8 @@
 # resumes where it stopped when started again.
 # usage: DATA=/path/to/datasets scripts/run_all.sh PROTOCOL METHOD [--dry-run] [KEY VALUE ...]
 #   PROTOCOL  fewshot | base2new | xd | ablation | zeroshot
-#   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt  (coop: fewshot only, CoOp's
-#             epoch-by-shots configs; zsclip: zeroshot only)
+#   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt | promptsrc | kgcoop  (coop: fewshot
+#             only, CoOp's epoch-by-shots configs; zsclip: zeroshot only; vp, dpt: fewshot only)
 # Env (defaults in brackets):
 #   DATASETS    [the AMMPL paper's 9: caltech101 dtd eurosat fgvc_aircraft oxford_flowers
 #                food101 oxford_pets sun397 ucf101]
@@ -62,7 +62,10 @@ case "$PROTOCOL/$METHOD" in
         ;;
     fewshot/* | base2new/* | xd/* | ablation/*)
         [[ -f "$SCRIPTS/$METHOD/fewshot.sh" ]] ||
-            die "unknown METHOD '$METHOD' for $PROTOCOL; use one of: ammpl cocoop maple ivlp dlp vpt"
+            die "unknown METHOD '$METHOD' for $PROTOCOL; use one of: ammpl cocoop maple ivlp dlp vpt promptsrc kgcoop vp dpt"
+        [[ "$PROTOCOL" == "fewshot" || "$PROTOCOL" == "ablation" ||
+            -f "$SCRIPTS/$METHOD/${PROTOCOL}_train.sh" ]] ||
+            die "METHOD '$METHOD' has no $PROTOCOL scripts (scripts/$METHOD/ has: $(cd "$SCRIPTS/$METHOD" && ls -- *.sh | tr '\n' ' '))"
         ;;&
     fewshot/*)
         for dataset in $DATASETS; do

@@ -26,6 +26,8 @@ METHODS = {
     "DLP": ("IVLP", "IVLP/vit_b16_c2_ep5_batch4_4ctx_language_only.yaml", "VLPromptLearner"),
     "VPT": ("VPT", "VPT/vit_b16_c2_ep5_batch4_4.yaml", "prompt_learner"),
     "MaPLe": ("MaPLe", "MaPLe/vit_b16_c2_ep5_batch4_2ctx.yaml", "MultiModalPromptLearner"),
+    "PromptSRC": ("PromptSRC", "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml", "VLPromptLearner"),
+    "KgCoOp": ("KgCoOp", "KgCoOp/vit_b16_ep100_ctxv1.yaml", "prompt_learner"),
 }
 CLASS_BUFFERS = ("token_prefix", "token_suffix")
 

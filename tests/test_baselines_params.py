@@ -70,6 +70,16 @@ TINY_EXPECTED = {
         },
         J * 2 * D_T + J * (D_T * D_V + D_V),
     ),
+    "PromptSRC": (
+        {
+            "prompt_learner.ctx": (4, D_T),
+            **deep("text_prompts.deep", 4, D_T),
+            "vision_prompts.shallow": (4, D_V),
+            **deep("vision_prompts.deep", 4, D_V),
+        },
+        J * 4 * D_T + J * 4 * D_V,
+    ),
+    "KgCoOp": ({"prompt_learner.ctx": (4, D_T)}, 4 * D_T),
 }
 
 ROWS = {row.method: row for row in PAPER_CONFIGS}
@@ -105,6 +115,9 @@ def test_vit_b16_counts_equal_the_t11_table():
     assert counts["VPT"] == 73_728
     assert counts["MaPLe"] == 3_555_072
     assert counts["MaPLe (cross-dataset)"] == 1_185_024
+    assert counts["PromptSRC"] == 46_080  # 9·4·512 + 9·4·768 (the paper's "46K")
+    assert counts["PromptSRC (cross-dataset)"] == 15_360  # depth 3
+    assert counts["KgCoOp"] == 2_048
 
 
 def test_reference_fp16_precision_map():

@@ -127,11 +127,11 @@ def test_read_split_names_file_and_entry(tmp_path):
     raw = json.loads(path.read_text())
     raw["train"][1][0] = "class_0/gone.png"
     path.write_text(json.dumps(raw))
-    with pytest.raises(DataError, match=r"split_zhou_X.json entry 1 of 'train': image .*gone.png"):
+    with pytest.raises(DataError, match=r"1 of 6 listed images are missing: .*gone.png"):
         read_split(str(path), str(prefix))
     raw["train"][1] = ["class_0/0.png", "zero"]
     path.write_text(json.dumps(raw))
-    with pytest.raises(DataError, match="entry 1 of 'train'"):
+    with pytest.raises(DataError, match="entry 2 of 'train' \\(1-based\\)"):
         read_split(str(path), str(prefix))
     path.write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):

@@ -30,9 +30,10 @@ from ammpl.utils import ConfigError
 from tests._distributed_helpers import recorded_writes, run_ranks
 
 REL_TOL = 1e-5  # float32 gradients summed in another order over 2 epochs of SGD
-# MaPLe rounds its prompts to fp16 in every forward (quirk Q5): a 1e-7 difference can flip
-# one rounding, so its tolerance is fp16's resolution (its prompts move ~100x more per epoch)
-FP16_REL_TOL = 5e-4
+# MaPLe rounds its prompts to fp16 in every forward, per sequence (quirk Q5): gradients are
+# summed in fp16, in another order on 2 processes, so its differences are measured against
+# what the last epoch changed: without synchronisation they would be of that order
+MOVEMENT_TOL = 0.01
 
 
 # ------------------------------------------------------------------------------ samplers
@@ -132,12 +133,12 @@ def final_test_metrics(out: Path) -> dict:
     return json.loads((out / "results.json").read_text())["results"]["test"]
 
 
-def assert_same_tensors(actual: dict, expected: dict, rel_tol: float = REL_TOL) -> None:
+def assert_same_tensors(actual: dict, expected: dict) -> None:
     assert actual.keys() == expected.keys()
     for key, value in expected.items():
         error = (actual[key].float() - value.float()).abs().max().item()
         scale = max(value.float().abs().max().item(), 1e-12)
-        assert error <= rel_tol * scale, f"{key}: max error {error:.3g} (scale {scale:.3g})"
+        assert error <= REL_TOL * scale, f"{key}: max error {error:.3g} (scale {scale:.3g})"
 
 
 @pytest.fixture(scope="module")
@@ -222,10 +223,13 @@ def test_maple_registers_its_whole_model_yet_only_prompts_are_synchronised(
         out = tmp_path / f"maple{world}"
         assert run_ranks(world, train_args(benchmark_root, out, MAPLE_CONFIG)) == [0] * world
         states.append(learned(out, "MultiModalPromptLearner"))
-    assert_same_tensors(states[1], states[0], FP16_REL_TOL)
     epoch1 = learned(tmp_path / "maple1", "MultiModalPromptLearner", epoch=1)
-    moved = (states[0]["prompt_learner.ctx"] - epoch1["prompt_learner.ctx"]).abs().max()
-    assert moved > 100 * FP16_REL_TOL * states[0]["prompt_learner.ctx"].abs().max()
+    assert states[1].keys() == states[0].keys()
+    for key, value in states[0].items():
+        moved = (value.float() - epoch1[key].float()).abs().max().item()
+        error = (states[1][key].float() - value.float()).abs().max().item()
+        assert error <= MOVEMENT_TOL * moved, f"{key}: error {error:.3g}, moved {moved:.3g}"
+    assert (states[0]["prompt_learner.ctx"] - epoch1["prompt_learner.ctx"]).abs().max() > 1e-3
 
 
 def test_more_processes_than_batch_images_stop_before_anything_is_built(benchmark_root, tmp_path):

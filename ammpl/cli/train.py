@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-train", action="store_true", help="build everything, do not train")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of user errors")
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="print the full config and environment on the terminal (always in log.txt)",
+    )
+    parser.add_argument(
         "opts",
         default=None,
         nargs=argparse.REMAINDER,
@@ -58,16 +63,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def print_args(args: argparse.Namespace, cfg) -> None:
-    print("***************")
-    print("** Arguments **")
-    print("***************")
-    for key in sorted(vars(args)):
-        print(f"{key}: {getattr(args, key)}")
-    print("************")
-    print("** Config **")
-    print("************")
-    print(cfg)
+def format_args(args: argparse.Namespace, cfg) -> str:
+    """Dassl's "Arguments" and "Config" blocks, as they appear in log.txt."""
+    lines = ["***************", "** Arguments **", "***************"]
+    lines += [f"{key}: {getattr(args, key)}" for key in sorted(vars(args))]
+    lines += ["************", "** Config **", "************", str(cfg)]
+    return "\n".join(lines)
+
+
+def run_header(cfg, eval_only: bool = False) -> str:
+    """The few lines a terminal gets instead of the ~180-line config."""
+    shots = cfg.DATASET.NUM_SHOTS
+    facts = [
+        f"trainer {cfg.TRAINER.NAME}",
+        f"dataset {cfg.DATASET.NAME}",
+        f"backbone {cfg.MODEL.BACKBONE.NAME}",
+        f"{shots} shots" if shots >= 1 else "all training images",
+        f"classes {cfg.DATASET.SUBSAMPLE_CLASSES}",
+        f"seed {cfg.SEED}",
+        "evaluation only" if eval_only else f"{cfg.OPTIM.MAX_EPOCH} epochs",
+    ]
+    where = cfg.OUTPUT_DIR or "(no output folder)"
+    return (
+        f"Run: {', '.join(facts)}\n"
+        f"Output: {where} (full config and environment in log.txt; --verbose prints them here)"
+    )
+
+
+def print_args(args: argparse.Namespace, cfg, verbose: bool = False) -> None:
+    """Full arguments, config and environment into log.txt; a short header on the terminal."""
+    from ammpl.engine import collect_env_info
+    from ammpl.engine.logger import log_only
+
+    full = f"{format_args(args, cfg)}\nCollecting env info ...\n** System info **\n"
+    full += f"{collect_env_info()}\n"
+    if verbose or not log_only(full):
+        print(full)
+    print(run_header(cfg, eval_only=bool(getattr(args, "eval_only", False))))
 
 
 def check_before_building(args: argparse.Namespace, cfg) -> None:
@@ -96,13 +128,7 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
 def run(args: argparse.Namespace) -> int:
     import ammpl.data.datasets  # noqa: F401  (registers the dataset readers)
     import ammpl.trainers  # noqa: F401  (registers trainers and their config nodes)
-    from ammpl.engine import (
-        build_trainer,
-        collect_env_info,
-        distributed,
-        set_random_seed,
-        setup_logger,
-    )
+    from ammpl.engine import build_trainer, distributed, set_random_seed, setup_logger
     from ammpl.engine.config import setup_cfg
 
     cfg = setup_cfg(args)
@@ -124,9 +150,7 @@ def run(args: argparse.Namespace) -> int:
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
-    print_args(args, cfg)
-    print("Collecting env info ...")
-    print(f"** System info **\n{collect_env_info()}\n")
+    print_args(args, cfg, verbose=args.verbose)
 
     trainer = build_trainer(cfg)
     trainer.run_record.meta.update(

@@ -1,7 +1,7 @@
 """`ammpl-viz`: pictures of what a trained model learned.
 
     ammpl-viz masks --model-dir OUTPUT --images a.jpg b.jpg [--epochs 1 5] [--classes cat 3]
-                    [--mode threshold|expected|sample] --out grid.png
+                    [--mode threshold|expected|sample] [--root DATA] --out grid.png
 
 draws AMMPL's patch masks (paper Figure 3) over the given images: one row per
 (image, class), one column per saved epoch, masked patches shaded.
@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="threshold: P ≥ 0.5 (default); expected: shade by 1 − P; sample: one draw",
     )
     masks.add_argument("--seed", type=int, default=0, help="seed of --mode sample")
+    masks.add_argument(
+        "--root",
+        help="data root (or dataset folder): rows show each image's path under it "
+        "(default: under the images' common folder)",
+    )
     masks.add_argument("--out", required=True, help="PNG file to write")
     return parser
 
@@ -51,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             classes=args.classes,
             mode=args.mode,
             seed=args.seed,
+            root=args.root,
         )
     except AmmplError as error:
         if args.debug:

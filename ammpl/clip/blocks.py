@@ -22,6 +22,10 @@ from torch.utils.checkpoint import checkpoint
 from ammpl.utils.errors import BackboneError
 
 BeforeBlock = Callable[[int, torch.Tensor], torch.Tensor]
+AfterBlock = Callable[[int, torch.Tensor], torch.Tensor]
+# Prompts a method appends for one block: (block index, hidden state (B, L, D)) → (B, n, D)
+# tokens (or None for no prompts at that block).
+BlockPrompts = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 
 
 def check_block_supported(block: nn.Module) -> None:
@@ -128,11 +132,13 @@ def run_blocks(
     fused: bool = True,
     *,
     is_causal: bool = False,
+    after_block: AfterBlock | None = None,
 ) -> torch.Tensor:
-    """Every block of an open_clip Transformer on batch-first x, with an optional hook.
+    """Every block of an open_clip Transformer on batch-first x, with optional hooks.
 
     `before_block(i, x) -> x` runs before block i; deep-prompt injection of both towers goes
-    through it. Honours the transformer's `grad_checkpointing` flag while grads are on.
+    through it. `after_block(i, x) -> x` runs on block i's output (transient prompts are
+    dropped there). Honours the transformer's `grad_checkpointing` flag while grads are on.
     """
     use_checkpoint = getattr(transformer, "grad_checkpointing", False) and torch.is_grad_enabled()
     for index, block in enumerate(transformer.resblocks):
@@ -144,7 +150,41 @@ def run_blocks(
             )
         else:
             x = run_block(block, x, attn_mask, fused, is_causal=is_causal)
+        if after_block is not None:
+            x = after_block(index, x)
     return x
+
+
+def transient_prompt_hooks(
+    block_prompts: BlockPrompts, round_fp16: bool = False
+) -> tuple[BeforeBlock, AfterBlock]:
+    """Hooks that append `block_prompts(i, x)` after the tokens of block i's input and drop
+    that many outputs after the block (DPT, BASELINES_EXTRA D-Q1): the prompts take part in
+    block i's attention only, and every block returns the original sequence length. The
+    prompts are computed from the hidden state entering the block, so class-aware prompts
+    (CAVPT) can read it. `round_fp16` rounds them through fp16 first (reference `.half()`)."""
+    appended: dict[int, int] = {}
+
+    def append(index: int, x: torch.Tensor) -> torch.Tensor:
+        prompts = block_prompts(index, x)
+        if prompts is None or prompts.shape[1] == 0:
+            appended[index] = 0
+            return x
+        if prompts.dim() != 3 or prompts.shape[0] != x.shape[0] or prompts.shape[2] != x.shape[2]:
+            raise ValueError(
+                f"prompts for block {index} must be (B, n, {x.shape[2]}) with B = {x.shape[0]}, "
+                f"got {tuple(prompts.shape)}"
+            )
+        if round_fp16:
+            prompts = prompts.half()
+        appended[index] = prompts.shape[1]
+        return torch.cat([x, prompts.to(x.dtype)], dim=1)
+
+    def drop(index: int, x: torch.Tensor) -> torch.Tensor:
+        n = appended.pop(index, 0)
+        return x[:, :-n] if n else x
+
+    return append, drop
 
 
 def injection_hook(
@@ -174,10 +214,10 @@ def injection_hook(
     def replace_slots(block_index: int, x: torch.Tensor) -> torch.Tensor:
         if not 1 <= block_index <= len(prompts):
             return x
-        prompt = prompts[block_index - 1]
-        if round_fp16:
-            prompt = prompt.half()
-        prompt = prompt.to(x.dtype).expand(x.shape[0], -1, -1)
+        prompt = prompts[block_index - 1].expand(x.shape[0], -1, -1)
+        if round_fp16:  # after the expand, as the reference: gradients are rounded per
+            prompt = prompt.half()  # sequence, then summed in the prompt's own dtype
+        prompt = prompt.to(x.dtype)
         n = prompt.shape[1]
         if first_slot is None:
             return torch.cat([x[:, :-n], prompt], dim=1)

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ammpl.clip.blocks import check_block_supported, injection_hook, run_blocks
+from ammpl.clip.blocks import (
+    BlockPrompts,
+    check_block_supported,
+    injection_hook,
+    run_blocks,
+    transient_prompt_hooks,
+)
 from ammpl.utils.errors import BackboneError
 
 
@@ -89,12 +95,15 @@ class ImageEncoder(nn.Module):
         patch_tokens: torch.Tensor,
         shallow_prompts: torch.Tensor | None = None,
         deep_prompts: Sequence[torch.Tensor] | None = None,
+        block_prompts: BlockPrompts | None = None,
     ) -> torch.Tensor:
         """Patch tokens (B, P, d_v) → features (B, e).
 
         `shallow_prompts` (n, d_v) or (B, n, d_v) are appended after the positional embedding
         (they get none) and before ln_pre; `deep_prompts[i-1]` (n, d_v) replaces the last n
-        tokens at the input of block i = 1..J−1.
+        tokens at the input of block i = 1..J−1. `block_prompts(i, x)` → (B, n, d_v) are
+        transient instead: appended after block i's input tokens and dropped after block i
+        (DPT); they exclude shallow and deep prompts.
         """
         self._require_prompt_support("running patch tokens")
         batch, n_patches, width = patch_tokens.shape
@@ -112,8 +121,10 @@ class ImageEncoder(nn.Module):
 
         n_prompts = 0
         if shallow_prompts is not None:
-            prompts = shallow_prompts.half() if self.round_prompts_fp16 else shallow_prompts
-            prompts = prompts.to(x.dtype).expand(batch, *shallow_prompts.shape[-2:])
+            prompts = shallow_prompts.expand(batch, *shallow_prompts.shape[-2:])
+            if self.round_prompts_fp16:  # per image, as the reference (expand, then .half())
+                prompts = prompts.half()
+            prompts = prompts.to(x.dtype)
             n_prompts = prompts.shape[1]
             x = torch.cat([x, prompts], dim=1)
         if deep_prompts and any(p.shape[0] != n_prompts for p in deep_prompts):
@@ -122,10 +133,16 @@ class ImageEncoder(nn.Module):
                 f"({n_prompts}), got {[tuple(p.shape) for p in deep_prompts]}"
             )
         x = self.ln_pre(x)
-        hook = injection_hook(
-            deep_prompts, None, len(self.transformer.resblocks), self.round_prompts_fp16
-        )
-        x = run_blocks(self.transformer, x, before_block=hook, fused=self.fused)
+        after = None
+        if block_prompts is not None:
+            if n_prompts or deep_prompts:
+                raise ValueError("block_prompts cannot be combined with shallow or deep prompts")
+            hook, after = transient_prompt_hooks(block_prompts, self.round_prompts_fp16)
+        else:
+            hook = injection_hook(
+                deep_prompts, None, len(self.transformer.resblocks), self.round_prompts_fp16
+            )
+        x = run_blocks(self.transformer, x, before_block=hook, fused=self.fused, after_block=after)
         # Class-token pooling; LayerNorm is per token, so ln_post before or after the pool
         # (open_clip's final_ln_after_pool) gives the same result.
         pooled = self.ln_post(x[:, 0])
@@ -136,10 +153,13 @@ class ImageEncoder(nn.Module):
         images: torch.Tensor,
         shallow_prompts: torch.Tensor | None = None,
         deep_prompts: Sequence[torch.Tensor] | None = None,
+        block_prompts: BlockPrompts | None = None,
     ) -> torch.Tensor:
         """Images (B, 3, H, W) → features (B, e); towers without prompt support run as is."""
         if self.unsupported is not None:
-            if shallow_prompts is not None or deep_prompts:
+            if shallow_prompts is not None or deep_prompts or block_prompts is not None:
                 self._require_prompt_support("vision prompting")
             return self.visual(images.to(self.dtype))
-        return self.forward_tokens(self.patch_embed(images), shallow_prompts, deep_prompts)
+        return self.forward_tokens(
+            self.patch_embed(images), shallow_prompts, deep_prompts, block_prompts
+        )

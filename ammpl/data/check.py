@@ -8,6 +8,7 @@ It never builds a dataset and writes nothing, so it is safe on read-only data.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from ammpl.data.datasets.benchmark import (
     missing_entries,
 )
 from ammpl.data.image_io import read_image
+from ammpl.data.published import PUBLISHED
 from ammpl.data.registry import DATASET_REGISTRY
 from ammpl.utils.errors import ConfigError, DataError
 from ammpl.utils.registry import closest_name
@@ -59,6 +61,7 @@ class CheckReport:
     problems: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    differences: list[str] = field(default_factory=list)
 
     def fail(self, status: str, problem: str, fix: str = "") -> None:
         self.status = status
@@ -110,6 +113,35 @@ def undecodable(entries: Sequence[Entry], workers: int | None = None) -> list[tu
     return [(entry, text) for entry, text in zip(entries, reasons) if text is not None]
 
 
+def counted(name: str, entries: Sequence[Entry]) -> tuple[dict[str, int], int]:
+    """(images per known split, number of classes) of an inventory.
+
+    The split is known for split files, official lists and ImageNet's folders; the
+    test-only variants count everything as test. Other entries count only as classes.
+    """
+    published = PUBLISHED.get(name)
+    test_only = published is not None and list(published.sizes) == ["test"]
+    splits = Counter("test" if test_only else entry.split for entry in entries)
+    splits.pop("", None)
+    return dict(splits), len({entry.label for entry in entries})
+
+
+def compare_with_published(name: str, sizes: dict[str, int], classes: int) -> list[str]:
+    """'<what> <found> (published <n>)' for every count that differs from the papers';
+    splits only when `sizes` knows any (a regenerated split is compared by classes)."""
+    published = PUBLISHED.get(name)
+    if published is None:
+        return []
+    differences = []
+    if sizes:
+        for split, expected in published.sizes.items():
+            if sizes.get(split, 0) != expected:
+                differences.append(f"{split} {sizes.get(split, 0):,} (published {expected:,})")
+    if classes != published.classes:
+        differences.append(f"classes {classes:,} (published {published.classes:,})")
+    return differences
+
+
 def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "") -> CheckReport:
     """Status of one dataset under `root`; every problem comes with how to fix it."""
     cls = reader_class(name)
@@ -129,6 +161,7 @@ def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "
     if not entries:
         report.fail(BROKEN, "no images found", f"download {cls.download}")
         return report
+    report.differences = compare_with_published(name, *counted(name, entries))
     missing = missing_entries(entries)
     if missing:
         fix = f"restore the missing files from the original archives (download {cls.download})"
@@ -160,5 +193,11 @@ def format_report(report: CheckReport) -> str:
     lines = [head]
     lines += [f"    problem: {problem}" for problem in report.problems]
     lines += [f"    fix: {fix}" for fix in report.fixes]
+    if report.differences:
+        lines.append(
+            "    differs from the published counts: "
+            + ", ".join(report.differences)
+            + " (fake, partial or other data: results will not be comparable with papers)"
+        )
     lines += [f"    note: {note}" for note in report.notes]
     return "\n".join(lines)

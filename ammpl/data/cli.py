@@ -49,6 +49,8 @@ def _build_parser() -> argparse.ArgumentParser:
 def run_check(args: argparse.Namespace) -> int:
     from ammpl.data.check import PRESENT, check_datasets, format_report
 
+    if not args.root.strip():
+        raise DataError("--root is empty: pass the folder holding the datasets ($DATA)")
     root = os.path.abspath(os.path.expanduser(args.root))
     if not os.path.isdir(root):
         raise DataError(f"Data root '{root}' does not exist (pass the folder holding the datasets)")
@@ -56,7 +58,11 @@ def run_check(args: argparse.Namespace) -> int:
     for report in reports:
         print(format_report(report))
     statuses = [report.status for report in reports]
-    print(", ".join(f"{statuses.count(s)} {s}" for s in ("present", "missing", "broken")))
+    summary = ", ".join(f"{statuses.count(s)} {s}" for s in ("present", "missing", "broken"))
+    differing = sum(bool(report.differences) for report in reports)
+    if differing:
+        summary += f"; {differing} differ from the published counts"
+    print(summary)
     return 0 if all(report.status == PRESENT for report in reports) else 1
 
 

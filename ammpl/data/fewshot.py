@@ -45,3 +45,28 @@ def generate_fewshot_dataset(
                 picked.extend(items)
         output.append(picked)
     return output[0] if len(output) == 1 else output
+
+
+def shots_per_class(train: Iterable[Datum], num_shots: int) -> dict[str, int]:
+    """Requested K and the fewest / most training images any class ended up with."""
+    counts = [len(items) for items in split_dataset_by_label(train).values()]
+    return {
+        "requested": int(num_shots),
+        "min": min(counts) if counts else 0,
+        "max": max(counts) if counts else 0,
+    }
+
+
+def shortfall_notice(train: Iterable[Datum], num_shots: int) -> str | None:
+    """One line when some class has fewer than the K images asked for (Dassl keeps it whole)."""
+    if num_shots < 1:
+        return None
+    counts = [len(items) for items in split_dataset_by_label(train).values()]
+    short = [n for n in counts if n < num_shots]
+    if not short:
+        return None
+    return (
+        f"Notice: DATASET.NUM_SHOTS is {num_shots}, but {len(short)} of {len(counts)} classes "
+        f"have fewer training images (as few as {min(short)}); they train on all they have "
+        f"(shots per class: {min(counts)}–{max(counts)}, recorded in results.json)"
+    )

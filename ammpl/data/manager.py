@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 from torch.utils.data.dataloader import default_collate
 
 from ammpl.data.base import Datum
+from ammpl.data.fewshot import shortfall_notice, shots_per_class
 from ammpl.data.image_io import read_image
 from ammpl.data.registry import build_dataset
 from ammpl.data.transforms import build_transform, interpolation_mode
@@ -116,6 +117,17 @@ def collate_skipping_bad(samples: list[dict]) -> dict:
     return batch
 
 
+def describe_bad_images(messages: Sequence[str], shown: int = 3) -> str:
+    """One line for the undecodable images of a batch: how many, the first few, the fixes."""
+    head = "; ".join(messages[:shown]) + ("; …" if len(messages) > shown else "")
+    if len(messages) > 1:
+        head = f"{len(messages)} images of one batch cannot be decoded: {head}"
+    return (
+        f"{head} (set DATASET.SKIP_BAD_IMAGES True to skip them; `ammpl-data check --root "
+        "<root> <dataset> --decode` lists every damaged image)"
+    )
+
+
 class CheckedDataLoader(DataLoader):
     """A DataLoader that raises or skips (and records) the bad images its workers report."""
 
@@ -127,9 +139,9 @@ class CheckedDataLoader(DataLoader):
     def __iter__(self) -> Iterator[dict]:
         for batch in super().__iter__():
             bad = batch.pop(BAD_IMAGE_KEY)
+            if bad and not self.skip_bad_images:
+                raise DataError(describe_bad_images([message for _, message in bad]))
             for impath, message in bad:
-                if not self.skip_bad_images:
-                    raise DataError(f"{message} (set DATASET.SKIP_BAD_IMAGES True to skip it)")
                 self.skipped.add(impath, message)
             if batch:
                 yield batch
@@ -220,6 +232,13 @@ class DataManager:
         self.train_loader_u = None
         self.val_loader = loader(dataset.val, test_cfg, tfm_test, False) if dataset.val else None
         self.test_loader = loader(dataset.test, test_cfg, tfm_test, False)
+
+        num_shots = int(_option(cfg.DATASET, "NUM_SHOTS", -1))
+        self.shots_per_class = shots_per_class(dataset.train_x, num_shots)
+        test_only = dataset.train_x is dataset.test  # ImageNet variants: no training images
+        notice = None if test_only else shortfall_notice(dataset.train_x, num_shots)
+        if notice:
+            print(notice)
 
         self._num_classes = dataset.num_classes
         self._num_source_domains = len(cfg.DATASET.SOURCE_DOMAINS)

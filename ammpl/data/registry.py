@@ -21,8 +21,20 @@ def require_dir(path: str, what: str, how_to_get: str) -> str:
 
 
 def dataset_root(cfg: Any) -> str:
-    """DATASET.ROOT with `~` expanded, made absolute, and required to exist (as Dassl)."""
-    root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT))
+    """DATASET.ROOT with `~` expanded, made absolute, and required to be a folder.
+
+    Dassl would read an empty root as the current folder and then ask for a download; an
+    unset or wrong root is the user's real mistake, so the error names it.
+    """
+    raw = str(cfg.DATASET.ROOT or "").strip()
+    if not raw:
+        raise DataError(
+            "The dataset root is not set: pass --root /path/to/datasets (the folder holding "
+            "the dataset folders) or set DATASET.ROOT"
+        )
+    root = os.path.abspath(os.path.expanduser(raw))
+    if os.path.exists(root) and not os.path.isdir(root):
+        raise DataError(f"Dataset root '{root}' is a file, not a folder ({ROOT_HOW_TO})")
     return require_dir(root, "Dataset root", ROOT_HOW_TO)
 
 

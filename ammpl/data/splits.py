@@ -6,7 +6,6 @@ same ordered lists, regenerated splits use Python's `random` and half-to-even `r
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -14,10 +13,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from ammpl.data.base import Datum
+from ammpl.data.entries import SPLIT_NAMES, entries_to_data, split_file_entries
 from ammpl.utils.errors import ConfigError, DataError
 from ammpl.utils.io import write_json
 
-SPLIT_NAMES = ("train", "val", "test")
 SUBSAMPLE_CHOICES = ("all", "base", "new")
 
 
@@ -29,53 +28,20 @@ def listdir_nohidden(path: str, sort: bool = False) -> list[str]:
     return items
 
 
-def _load_split_json(filepath: str) -> dict:
-    try:
-        with open(filepath) as handle:
-            split = json.load(handle)
-    except FileNotFoundError:
-        raise DataError(f"Split file '{filepath}' not found") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"Split file '{filepath}' is not valid JSON: {exc}") from None
-    if not isinstance(split, dict):
-        raise DataError(f"Split file '{filepath}' must hold an object with train/val/test lists")
-    return split
-
-
-def _convert_entries(entries: object, filepath: str, part: str, path_prefix: str) -> list[Datum]:
-    name = os.path.basename(filepath)
-    if not isinstance(entries, list):
-        raise DataError(f"{name}: '{part}' must be a list of [path, label, classname] entries")
-    items = []
-    for index, entry in enumerate(entries):
-        where = f"{name} entry {index} of '{part}'"
-        if not (isinstance(entry, (list, tuple)) and len(entry) == 3):
-            raise DataError(f"{where}: expected [path, label, classname], got {entry!r}")
-        relpath, label, classname = entry
-        try:
-            label = int(label)
-        except (TypeError, ValueError):
-            raise DataError(f"{where}: label {label!r} is not an integer") from None
-        if not isinstance(relpath, str) or not isinstance(classname, str):
-            raise DataError(f"{where}: path and classname must be strings, got {entry!r}")
-        impath = os.path.join(path_prefix, relpath)
-        if not os.path.exists(impath):
-            raise DataError(f"{where}: image {impath} not found")
-        items.append(Datum._trusted(impath, label, 0, classname))
-    return items
-
-
 def read_split(filepath: str, path_prefix: str) -> tuple[list[Datum], list[Datum], list[Datum]]:
-    """(train, val, test) from a split JSON; paths joined onto `path_prefix`, order kept."""
+    """(train, val, test) from a split JSON; paths joined onto `path_prefix`, order kept.
+
+    Missing images are reported together: how many, the first few, and the file and line
+    that list each (not one at a time, as Dassl's assert does).
+    """
     print(f"Reading split from {filepath}")
-    split = _load_split_json(filepath)
-    missing = [part for part in SPLIT_NAMES if part not in split]
-    if missing:
-        raise DataError(f"Split file '{filepath}' lacks the list(s) {', '.join(missing)}")
-    train, val, test = (
-        _convert_entries(split[part], filepath, part, path_prefix) for part in SPLIT_NAMES
-    )
-    return train, val, test
+    entries = split_file_entries(filepath, path_prefix)
+    how = f"restore the images under {path_prefix}, or use a split file that matches them"
+    data = entries_to_data(entries, how)
+    parts: dict[str, list[Datum]] = {part: [] for part in SPLIT_NAMES}
+    for entry, item in zip(entries, data):
+        parts[entry.split].append(item)
+    return parts["train"], parts["val"], parts["test"]
 
 
 def _relative_entries(items: Sequence[Datum], path_prefix: str) -> list[tuple[str, int, str]]:

@@ -14,7 +14,9 @@ import sys
 import time
 from typing import IO, Any
 
-__all__ = ["LogSession", "close_logger", "setup_logger", "terminal_stream"]
+from ammpl.utils.io import ensure_writable_dir
+
+__all__ = ["LogSession", "close_logger", "log_only", "setup_logger", "terminal_stream"]
 
 
 class _TeeStream:
@@ -109,7 +111,7 @@ def setup_logger(output: str | os.PathLike | None = None) -> LogSession | None:
         if os.path.realpath(_ACTIVE.path) == os.path.realpath(path):
             return _ACTIVE
         _ACTIVE.close()
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    ensure_writable_dir(os.path.dirname(os.path.abspath(path)))
     _ACTIVE = LogSession(path)
     return _ACTIVE
 
@@ -120,6 +122,20 @@ def close_logger() -> None:
     if _ACTIVE is not None:
         _ACTIVE.close()
         _ACTIVE = None
+
+
+def log_only(text: str) -> bool:
+    """Write `text` (plus a newline) into log.txt but not onto the terminal.
+
+    For what a run must record but a reader of the terminal does not need (the full
+    config). Returns False when no log is open, so the caller can print it instead.
+    """
+    if _ACTIVE is None or _ACTIVE.closed:
+        return False
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    _ACTIVE._file.write(text if text.endswith("\n") else text + "\n")
+    return True
 
 
 def terminal_stream() -> IO[str]:

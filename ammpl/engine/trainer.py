@@ -171,8 +171,16 @@ class TrainerBase:
         return self._models[name].state_dict()
 
     def _extra_checkpoint_state(self) -> dict[str, Any]:
+        """Trainer state saved beside every model's weights (extend in subclasses)."""
         best = float(self.best_result) if self.best_result is not None else None
         return {"rng_state": capture_rng_state(), "best_result": best}
+
+    def _restore_extra_checkpoint_state(self, checkpoint: dict[str, Any]) -> None:
+        """Inverse of `_extra_checkpoint_state`, called when a run resumes."""
+        if checkpoint.get("best_result") is not None:
+            self.best_result = checkpoint["best_result"]
+        if checkpoint.get("rng_state"):
+            restore_rng_state(checkpoint["rng_state"])
 
     def save_model(
         self,
@@ -232,10 +240,7 @@ class TrainerBase:
                 f"The model checkpoints in {directory} are from different epochs "
                 f"{sorted(epochs)}; delete the folder's checkpoints and re-run training"
             )
-        if first.get("best_result") is not None:
-            self.best_result = first["best_result"]
-        if first.get("rng_state"):
-            restore_rng_state(first["rng_state"])
+        self._restore_extra_checkpoint_state(first)
         return epochs.pop()
 
     def load_model(self, directory: str, epoch: int | None = None) -> None:
@@ -379,6 +384,7 @@ class SimpleTrainer(TrainerBase):
         self.num_source_domains = dm.num_source_domains
         self.lab2cname = dm.lab2cname
         self.dm = dm
+        self.run_record.meta["shots_per_class"] = getattr(dm, "shots_per_class", None)
 
     def build_model(self) -> None:
         raise NotImplementedError(

@@ -22,6 +22,8 @@ from typing import Any
 
 from yacs.config import CfgNode
 
+from ammpl.integrations.dassl_errors import install_error_hook
+from ammpl.integrations.dassl_schedulers import repair_warmup_schedulers
 from ammpl.utils import AmmplError, ConfigError, closest_name
 
 __all__ = ["PREFIX", "dassl_trainer_class", "extend_cfg", "register_ammpl_trainers"]
@@ -255,8 +257,14 @@ def register_ammpl_trainers(names: Iterable[str] | None = None) -> list[str]:
     one-line note; ask for ours under the prefixed name (`AMMPL_CoOp`) instead. Calling this
     again is harmless. Call it after the fork's own trainers are imported: a fork trainer
     registered later under one of our names would fail Dassl's duplicate-name check.
+
+    It also repairs Dassl's warm-up schedulers if this torch breaks them (one notice line,
+    `dassl_schedulers`) and makes our errors, and a config missing our keys, one line
+    (`dassl_errors`).
     """
     engine = _dassl_engine()
+    repair_warmup_schedulers()  # the fork's own trainers need them too (torch ≥ 2.10)
+    install_error_hook()  # the fork's train.py would show tracebacks for our one-line errors
     registry = engine.TRAINER_REGISTRY
     ours = _our_trainers()
     available: list[str] = []

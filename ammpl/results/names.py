@@ -48,7 +48,8 @@ DATASET_STEM_BY_NAME = {
     "SUN397": "sun397",
     "UCF101": "ucf101",
 }
-METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "AMMPL")
+METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "VP", "DPT", "AMMPL")
+METHOD_ORDER += ("KgCoOp", "PromptSRC")
 ZEROSHOT_METHOD = "ZS-CLIP"
 
 COOP_VARIANT = re.compile(r"nctx(\d+)_csc(True|False)_ctp(\w+)$")

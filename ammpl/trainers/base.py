@@ -98,7 +98,11 @@ class CLIPPromptTrainer(TrainerX):
 
     CFG_NODE: str = ""
     MODEL_NAME: str = "prompt_learner"
+    MODEL_ATTR: str = "prompt_learner"  # the model's submodule registered (unless whole)
     REGISTER_WHOLE_MODEL: bool = False
+    # Submodules (first part of a checkpoint key) whose shapes follow the class list, e.g.
+    # DPT's auxiliary classifiers: dropped at load (the fresh ones are kept).
+    CLASS_DEPENDENT_MODULES: tuple[str, ...] = ()
     LEARNS: bool = True  # False: evaluation needs no --model-dir (zero-shot)
 
     # -- configuration -------------------------------------------------------------
@@ -133,11 +137,16 @@ class CLIPPromptTrainer(TrainerX):
             "name": getattr(clip_model, "ammpl_backbone_name", cfg.MODEL.BACKBONE.NAME),
             "source": getattr(clip_model, "ammpl_source", ""),
         }
+        self.prepare_float_clip(clip_model)
         if self.precision == "fp16":
             to_reference_half(clip_model)
         for param in clip_model.parameters():
             param.requires_grad_(False)
         return clip_model
+
+    def prepare_float_clip(self, clip_model: nn.Module) -> None:
+        """Hook: sees the fp32 backbone before the run's precision is applied (for what the
+        reference computes with a float copy of CLIP whatever PREC says)."""
 
     def build_model(self) -> None:
         cfg = self.cfg
@@ -148,7 +157,9 @@ class CLIPPromptTrainer(TrainerX):
         self.model = self.build_custom_clip(classnames, clip_model)
         self.model.to(self.device)
 
-        registered = self.model if self.REGISTER_WHOLE_MODEL else self.model.prompt_learner
+        registered = (
+            self.model if self.REGISTER_WHOLE_MODEL else getattr(self.model, self.MODEL_ATTR)
+        )
         if cfg.MODEL.INIT_WEIGHTS:
             load_pretrained_weights(registered, cfg.MODEL.INIT_WEIGHTS)
 
@@ -186,25 +197,37 @@ class CLIPPromptTrainer(TrainerX):
         """Training-time logits; methods that need labels in the forward override this."""
         return self.model(image)
 
+    def compute_loss(
+        self, image: torch.Tensor, label: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(training loss, logits, extra terms to log) of one batch, run under autocast;
+        methods with regularisers override this, the update below stays shared."""
+        output = self.forward_logits(image, label)
+        return F.cross_entropy(output.float(), label), output, {}
+
     def forward_backward(self, batch: dict) -> dict:
         image, label = self.parse_batch_train(batch)
         with self.autocast():
-            output = self.forward_logits(image, label)
-            loss = F.cross_entropy(output.float(), label)
+            loss, output, terms = self.compute_loss(image, label)
 
-        if self.scaler is not None:
-            self.detect_anomaly(loss)
-            self.optim.zero_grad()
-            self.scaler.scale(loss).backward()
-            self.scaler.step(self.optim)
-            self.scaler.update()
-        else:
-            self.model_backward_and_update(loss)
-
-        summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item()}
+        self.backward_and_update(loss)
+        summary = {"loss": loss.item(), "acc": compute_accuracy(output, label)[0].item(), **terms}
         if (self.batch_idx + 1) == self.num_batches:
             self.update_lr()
         return summary
+
+    def backward_and_update(self, loss: torch.Tensor) -> None:
+        """Zero, backward and step every registered optimiser; through the GradScaler in amp."""
+        if self.scaler is None:
+            self.model_backward_and_update(loss)
+            return
+        self.detect_anomaly(loss)
+        self.model_zero_grad()
+        self.scaler.scale(loss).backward()
+        for name in self.get_model_names():
+            if self._optims[name] is not None:
+                self.scaler.step(self._optims[name])
+        self.scaler.update()
 
     def parse_batch_train(self, batch: dict):
         return batch["img"].to(self.device), batch["label"].to(self.device)
@@ -238,20 +261,29 @@ class CLIPPromptTrainer(TrainerX):
             checkpoint = load_training_checkpoint(model_path)
             state_dict = self.map_checkpoint_keys(dict(checkpoint["state_dict"]))
             for key in list(state_dict):
-                if key.rsplit(".", 1)[-1] in CLASS_BUFFER_KEYS:
+                if key.rsplit(".", 1)[-1] in CLASS_BUFFER_KEYS or self.is_class_dependent(key):
                     del state_dict[key]
             self.check_loadable(name, model_path, state_dict)
             print(
                 f'Loading weights to {name} from "{model_path}" (epoch = {checkpoint.get("epoch")})'
             )
             self._models[name].load_state_dict(state_dict, strict=False)
+            if checkpoint.get("epoch") is not None:  # results.json records the loaded epoch
+                self._epochs_done = int(checkpoint["epoch"])
+
+    def is_class_dependent(self, key: str) -> bool:
+        return key.split(".", 1)[0] in self.CLASS_DEPENDENT_MODULES
 
     def check_loadable(self, name: str, path: str, state_dict: dict) -> None:
         """Strict where it matters: every trainable tensor must be present with its shape
         (a typo in key names would otherwise load nothing, BASELINES Q20)."""
         module = self._models[name]
         own = module.state_dict()
-        missing = [k for k in trainable_parameters(module) if k not in state_dict]
+        missing = [
+            k
+            for k in trainable_parameters(module)
+            if k not in state_dict and not self.is_class_dependent(k)
+        ]
         if missing:
             raise CheckpointError(
                 f"Checkpoint {path} lacks trainable tensors {missing[:5]} of {type(self).__name__}"

@@ -44,10 +44,12 @@ def clip_logits(
 class CoOpPromptLearner(ClassPrompts):
     """Unified (N, d) or class-specific (K, N, d) context spliced around the class names."""
 
-    def __init__(self, node: CN, classnames: list[str], clip_model: nn.Module) -> None:
+    def __init__(
+        self, node: CN, classnames: list[str], clip_model: nn.Module, node_name: str = "COOP"
+    ) -> None:
         if node.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
             raise ConfigError(
-                f"TRAINER.COOP.CLASS_TOKEN_POSITION must be one of "
+                f"TRAINER.{node_name}.CLASS_TOKEN_POSITION must be one of "
                 f"{', '.join(CLASS_TOKEN_POSITIONS)}, got '{node.CLASS_TOKEN_POSITION}'"
             )
         ctx, prompt_prefix, n_ctx = init_context(
@@ -69,11 +71,14 @@ class CoOpPromptLearner(ClassPrompts):
 
 
 class CoOpCLIP(nn.Module):
-    """Frozen CLIP towers + the CoOp prompt learner."""
+    """Frozen CLIP towers + the CoOp prompt learner (KgCoOp builds on it; `node_name` names
+    the config node in error messages)."""
 
-    def __init__(self, node: CN, classnames: list[str], clip_model: nn.Module) -> None:
+    def __init__(
+        self, node: CN, classnames: list[str], clip_model: nn.Module, node_name: str = "COOP"
+    ) -> None:
         super().__init__()
-        self.prompt_learner = CoOpPromptLearner(node, classnames, clip_model)
+        self.prompt_learner = CoOpPromptLearner(node, classnames, clip_model, node_name)
         self.image_encoder = ImageEncoder(clip_model)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale

@@ -170,19 +170,24 @@ class VLPromptLearner(ClassPrompts):
 
 
 class IVLPCLIP(nn.Module):
-    """Frozen CLIP with independent deep prompts in both towers."""
+    """Frozen CLIP with independent deep prompts in both towers (`node_name`: the config
+    node `node` came from, for error messages; PromptSRC builds on this model)."""
 
-    def __init__(self, node: CN, classnames: list[str], clip_model: nn.Module) -> None:
+    def __init__(
+        self, node: CN, classnames: list[str], clip_model: nn.Module, node_name: str = "IVLP"
+    ) -> None:
         super().__init__()
         text_blocks = len(clip_model.transformer.resblocks)
         vision_blocks = len(clip_model.visual.transformer.resblocks)
         if node.PROMPT_DEPTH_TEXT < 1:
             raise ConfigError(
-                f"TRAINER.IVLP.PROMPT_DEPTH_TEXT must be ≥ 1 (1 = shallow text prompts), "
+                f"TRAINER.{node_name}.PROMPT_DEPTH_TEXT must be ≥ 1 (1 = shallow text prompts), "
                 f"got {node.PROMPT_DEPTH_TEXT}"
             )
         if node.N_CTX_VISION < 0:
-            raise ConfigError(f"TRAINER.IVLP.N_CTX_VISION must be ≥ 0, got {node.N_CTX_VISION}")
+            raise ConfigError(
+                f"TRAINER.{node_name}.N_CTX_VISION must be ≥ 0, got {node.N_CTX_VISION}"
+            )
         text_depth = clamp_depth(node.PROMPT_DEPTH_TEXT, text_blocks, "PROMPT_DEPTH_TEXT")
         vision_depth = clamp_depth(node.PROMPT_DEPTH_VISION, vision_blocks, "PROMPT_DEPTH_VISION")
         device = clip_model.ln_final.weight.device

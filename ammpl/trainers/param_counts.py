@@ -82,6 +82,40 @@ PAPER_CONFIGS: tuple[PaperConfig, ...] = (
         "few-shot",
         n_classes=100,
     ),
+    PaperConfig(
+        "PromptSRC",
+        "PromptSRC",
+        "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx.yaml",
+        "base-to-new (few-shot: the 50-epoch config, same prompts)",
+    ),
+    PaperConfig(
+        "PromptSRC (cross-dataset)",
+        "PromptSRC",
+        "PromptSRC/vit_b16_c2_ep20_batch4_4+4ctx_cross_datasets.yaml",
+        "cross-dataset, DG",
+    ),
+    PaperConfig("KgCoOp", "KgCoOp", "KgCoOp/vit_b16_ep100_ctxv1.yaml", "base-to-new, all"),
+)
+
+
+# The values scripts/dpt/fewshot.sh passes (the reference's train_single.sh); a test keeps
+# both in step.
+DPT_SCRIPT_OPTS: tuple[str, ...] = (
+    "TRAINER.COOP.N_CTX", "16", "TRAINER.COOP.CSC", "False",
+    "TRAINER.COOP.CLASS_TOKEN_POSITION", "end", "TRAINER.DPT.N_CTX_VISION", "10",
+    "TRAINER.DPT.BOTTOMLIMIT", "12", "TRAINER.DPT.CPN", "10", "OPTIM.LR", "0.01",
+    "OPTIM.MAX_EPOCH", "60", "TRAINER.DPT.C", "30", "TRAINER.DPT.ALPHA", "0.3",
+)  # fmt: skip
+PAPER_CONFIGS += (
+    PaperConfig("VP (pad 30, 224 px)", "VP", "VP/vit_b16.yaml", "few-shot (Figure 2)"),
+    PaperConfig(
+        "DPT (script config, 100 classes)",
+        "DPT",
+        "DPT/vit_b16.yaml",
+        "few-shot (Figure 2)",
+        n_classes=100,
+        opts=DPT_SCRIPT_OPTS,
+    ),
 )
 
 

@@ -2,9 +2,15 @@
 
 CUSTOM_TEMPLATES is the one template per dataset that zero-shot CLIP uses; the two
 ImageNet lists are the ensemble templates (ZeroshotCLIP2 uses the 7-template selection).
+PromptSRC's teacher ensemble and KgCoOp's hand-crafted prompts are derived from them.
+`encode_templates` is the one place class names are filled into templates and encoded.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
 
 CUSTOM_TEMPLATES: dict[str, str] = {
     "OxfordPets": "a photo of a {}, a type of pet.",
@@ -124,3 +130,43 @@ IMAGENET_TEMPLATES: tuple[str, ...] = (
 def dataset_template(dataset_name: str) -> str:
     """The zero-shot template of a dataset (the generic one for datasets not listed)."""
     return CUSTOM_TEMPLATES.get(dataset_name, DEFAULT_TEMPLATE)
+
+
+# PromptSRC's teacher ensemble: "a photo of a {}." first, then the other templates among
+# the first 60 of IMAGENET_TEMPLATES, in their order (60 in all; its `imagenet_templates.py`).
+PROMPTSRC_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",) + tuple(
+    t for t in IMAGENET_TEMPLATES[:60] if t != "a photo of a {}."
+)
+
+# KgCoOp's hand-crafted prompt: CUSTOM_TEMPLATES except for textures.
+KGCOOP_TEMPLATE_OVERRIDES: dict[str, str] = {
+    "DescribableTextures": "a photo of a {}, a type of texture.",
+}
+
+
+def kgcoop_template(dataset_name: str) -> str:
+    """KgCoOp's hand-crafted template of a dataset."""
+    return KGCOOP_TEMPLATE_OVERRIDES.get(dataset_name, dataset_template(dataset_name))
+
+
+@torch.no_grad()
+def encode_templates(
+    text_encoder: torch.nn.Module,
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    chunk_size: int = 1024,
+) -> torch.Tensor:
+    """Un-normalised text features (T, K, e) of every template filled with every class name
+    (underscores read as spaces), `chunk_size` sentences per pass through `text_encoder`."""
+    from ammpl.clip.tokenizer import tokenize
+
+    device = text_encoder.positional_embedding.device
+    names = [name.replace("_", " ") for name in classnames]
+    token_ids = tokenize([t.format(n) for t in templates for n in names]).to(device)
+    features = torch.cat(
+        [
+            text_encoder.encode_token_ids(token_ids[start : start + chunk_size])
+            for start in range(0, token_ids.shape[0], chunk_size)
+        ]
+    )
+    return features.reshape(len(templates), len(names), -1)

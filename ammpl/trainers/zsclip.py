@@ -12,11 +12,14 @@ from torch import nn
 
 from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.text_encoder import TextEncoder
-from ammpl.clip.tokenizer import tokenize
 from ammpl.engine import TRAINER_REGISTRY
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.coop import clip_logits
-from ammpl.trainers.templates import IMAGENET_TEMPLATES_SELECT, dataset_template
+from ammpl.trainers.templates import (
+    IMAGENET_TEMPLATES_SELECT,
+    dataset_template,
+    encode_templates,
+)
 from ammpl.utils import ConfigError
 
 
@@ -27,16 +30,9 @@ class ZeroshotModel(nn.Module):
         super().__init__()
         self.image_encoder = ImageEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
-        text_encoder = TextEncoder(clip_model)
-        device = clip_model.logit_scale.device
-        names = [name.replace("_", " ") for name in classnames]
-        with torch.no_grad():
-            per_template = []
-            for template in templates:
-                ids = tokenize([template.format(name) for name in names]).to(device)
-                features = text_encoder.encode_token_ids(ids)
-                per_template.append(features / features.norm(dim=-1, keepdim=True))
-            text_features = torch.stack(per_template).mean(dim=0)
+        per_template = encode_templates(TextEncoder(clip_model), classnames, templates)
+        per_template = per_template / per_template.norm(dim=-1, keepdim=True)
+        text_features = per_template.mean(dim=0)
         self.register_buffer("text_features", text_features, persistent=False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:

@@ -20,6 +20,30 @@ def mkdir_if_missing(dirname: str | os.PathLike) -> None:
     os.makedirs(dirname, exist_ok=True)
 
 
+def ensure_writable_dir(dirname: str | os.PathLike, what: str = "output folder") -> str:
+    """Create `dirname` if needed and prove a file can be written there.
+
+    Every run writes log.txt, results.json and checkpoints into its output folder; a folder
+    that cannot be created (a file in the way, a read-only parent) or written should stop
+    the run at once with one line, not with a traceback from the first write.
+    """
+    from ammpl.utils.errors import AmmplError
+
+    path = os.path.abspath(os.path.expanduser(os.fspath(dirname)))
+    hint = "choose another --output-dir / OUTPUT_DIR"
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise AmmplError(f"The {what} '{path}' is an existing file, not a folder ({hint})")
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=path)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise AmmplError(f"Cannot write to the {what} '{path}': {reason} ({hint})") from None
+    return path
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of `path`; on success fsync and rename it over `path`."""

@@ -9,18 +9,23 @@ problem without building the dataset or writing anything.
 
 from __future__ import annotations
 
-import json
 import os
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 from ammpl.data.base import DatasetBase, Datum
+from ammpl.data.entries import (  # noqa: F401  (re-exported for the readers and the check)
+    MISSING_SHOWN,
+    Entry,
+    describe_missing,
+    entries_to_data,
+    missing_entries,
+    split_file_entries,
+)
 from ammpl.data.fewshot_cache import dataset_cache_dir, find_cached_file, load_or_create_fewshot
 from ammpl.data.registry import dataset_root, require_dir
 from ammpl.data.splits import (
-    SPLIT_NAMES,
     listdir_nohidden,
     read_split,
     save_split,
@@ -29,20 +34,6 @@ from ammpl.data.splits import (
 from ammpl.utils.errors import DataError
 
 COOP_DRIVE = "the CoOp authors' Google Drive (linked in CoOp's DATASETS.md)"
-MISSING_SHOWN = 3
-
-
-class Entry(NamedTuple):
-    """One image a reader will load, and where it was listed (for error messages)."""
-
-    impath: str
-    label: int
-    classname: str
-    source: str = ""
-    line: int = 0
-
-    def where(self) -> str:
-        return f"{self.source}:{self.line}" if self.line else self.source
 
 
 @dataclass
@@ -51,38 +42,6 @@ class Inventory:
 
     entries: list[Entry]
     notes: list[str] = field(default_factory=list)
-
-
-# ---------------------------------------------------------------- entries → Datum
-
-
-def missing_entries(entries: Sequence[Entry]) -> list[Entry]:
-    """Entries whose image does not exist, in list order (one listing per folder)."""
-    by_folder: dict[str, set[str]] = defaultdict(set)
-    for entry in entries:
-        by_folder[os.path.dirname(entry.impath)].add(os.path.basename(entry.impath))
-    absent: set[str] = set()
-    for folder, names in by_folder.items():
-        try:
-            present = set(os.listdir(folder))
-        except OSError:
-            present = set()
-        absent.update(os.path.join(folder, name) for name in names - present)
-    return [entry for entry in entries if entry.impath in absent] if absent else []
-
-
-def describe_missing(missing: Sequence[Entry], total: int) -> str:
-    shown = ", ".join(f"{e.impath} (listed at {e.where()})" for e in missing[:MISSING_SHOWN])
-    more = ", …" if len(missing) > MISSING_SHOWN else ""
-    return f"{len(missing)} of {total} listed images are missing: {shown}{more}"
-
-
-def entries_to_data(entries: Sequence[Entry], how_to_fix: str) -> list[Datum]:
-    """Datum records for `entries`; DataError if any image is missing."""
-    missing = missing_entries(entries)
-    if missing:
-        raise DataError(f"{describe_missing(missing, len(entries))} ({how_to_fix})")
-    return [Datum._trusted(e.impath, e.label, 0, e.classname) for e in entries]
 
 
 def require_files(dataset_dir: str, relpaths: Iterable[str], reader: str, how: str) -> None:
@@ -105,40 +64,6 @@ def read_lines(path: str) -> list[tuple[int, str]]:
 
 def parse_error(path: str, number: int, expected: str, text: str) -> DataError:
     return DataError(f"{path}:{number}: expected {expected}, got {text!r}")
-
-
-# ---------------------------------------------------------------- split files with line numbers
-
-
-def split_file_entries(split_path: str, image_dir: str) -> list[Entry]:
-    """The entries of a CoOp split JSON, each with the line its path is written on."""
-    try:
-        with open(split_path, encoding="utf-8") as handle:
-            text = handle.read()
-        split = json.loads(text)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"Split file '{split_path}' is not readable JSON: {exc}") from None
-    if not isinstance(split, dict) or any(not isinstance(split.get(p), list) for p in SPLIT_NAMES):
-        raise DataError(f"Split file '{split_path}' must hold train, val and test lists")
-    entries: list[Entry] = []
-    position, line = 0, 1
-    for part in SPLIT_NAMES:
-        for index, item in enumerate(split[part]):
-            if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str)):
-                raise DataError(
-                    f"{split_path}: entry {index} of '{part}' is not [path, label, name]"
-                )
-            found = text.find(json.dumps(item[0]), position)
-            if found < 0:  # a file written with raw (non-escaped) Unicode
-                found = text.find(json.dumps(item[0], ensure_ascii=False), position)
-            if found >= 0:
-                line += text.count("\n", position, found)
-                position = found
-            if not isinstance(item[1], int):
-                raise DataError(f"{split_path}:{line}: label {item[1]!r} is not an integer")
-            impath = os.path.join(image_dir, item[0])
-            entries.append(Entry(impath, item[1], str(item[2]), split_path, line))
-    return entries
 
 
 # ---------------------------------------------------------------- shared reader behaviour

@@ -14,6 +14,7 @@ from ammpl.data.datasets.benchmark import (
     read_lines,
     require_files,
 )
+from ammpl.data.entries import SPLIT_NAMES
 from ammpl.data.registry import DATASET_REGISTRY
 
 SPLIT_LISTS = ("images_variant_train.txt", "images_variant_val.txt", "images_variant_test.txt")
@@ -59,4 +60,5 @@ class FGVCAircraft(BenchmarkDataset):
 
     @classmethod
     def inventory(cls, dataset_dir: str, cache_dir: str = "") -> Inventory:
-        return Inventory([e for entries in cls.split_entries(dataset_dir) for e in entries])
+        lists = zip(SPLIT_NAMES, cls.split_entries(dataset_dir))
+        return Inventory([e._replace(split=part) for part, entries in lists for e in entries])

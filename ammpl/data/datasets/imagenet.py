@@ -167,7 +167,9 @@ class ImageNet(BenchmarkDataset):
     @classmethod
     def inventory(cls, dataset_dir: str, cache_dir: str = "") -> Inventory:
         lists = cls.cached_entries(dataset_dir, cache_dir) or cls.folder_lists(dataset_dir)
-        return Inventory(lists["train"] + lists["test"])
+        return Inventory(
+            [e._replace(split=part) for part in ("train", "test") for e in lists[part]]
+        )
 
 
 class ImageNetVariant(ReaderInfo, DatasetBase):

@@ -30,7 +30,7 @@ def extend_cfg(cfg: CN) -> None:
     node.P_INIT_STD = 0.05
     node.PAD_INIT_STD = 0.02
     node.MASK = True  # C1: learnable patch mask
-    node.PAD = True  # C2: learnable padding of masked patches
+    node.PAD = True  # C2: learnable padding of masked patches (needs MASK True)
     node.INTERACT = True  # C3: image → text shift and text → padding networks
     node.MASK_PER_IMAGE = True
     node.TEST_MASK = "threshold"
@@ -91,6 +91,13 @@ class AmmplSettings:
         if node.PREC not in PRECISIONS:
             raise ConfigError(
                 f"TRAINER.AMMPL.PREC must be one of {', '.join(PRECISIONS)}, got '{node.PREC}'"
+            )
+        if bool(node.PAD) and not bool(node.MASK):
+            # A config asking for padding without a mask is a mistake, not an ablation: the
+            # padding only fills masked patches, so it would silently do nothing.
+            raise ConfigError(
+                "TRAINER.AMMPL.PAD True needs TRAINER.AMMPL.MASK True (padding fills masked "
+                "patches); with MASK False set PAD False too"
             )
         return cls(
             n_ctx=int(node.N_CTX),

@@ -2,7 +2,9 @@
 
 The masks come from the `P` tensor of saved checkpoints (`<run>/prompt_learner/
 model.pth.tar-<epoch>`; save intermediate epochs with TRAIN.CHECKPOINT_FREQ). Rows are
-(image, class) pairs, columns are epochs; masked patches are darkened and tinted.
+(image, class) pairs labelled by class and by the image's path under the data root (two
+`image_0001.jpg` stay apart), columns are epochs; masked patches are darkened and tinted,
+and a legend under the grid says what the shading means for the chosen mode.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import numpy as np
 import torch
 
 from ammpl.engine.checkpoint import checkpoint_name, load_checkpoint, saved_epochs
+from ammpl.engine.run_record import RESULTS_FILE
 from ammpl.trainers.ammpl.masks import eval_mask
 from ammpl.utils import CheckpointError, ConfigError
+from ammpl.utils.io import atomic_write
 
 MODEL_FOLDER = "prompt_learner"
 META_FILE = "ammpl_meta.json"  # class names + patch geometry, written beside checkpoints
@@ -75,10 +79,15 @@ def load_mask_history(
     chosen = list(epochs) if epochs else available
     missing = [e for e in chosen if e not in available]
     if missing:
+        trained = trained_epochs(model_dir, available)
+        if all(e > trained or e < 1 for e in missing):
+            why = f"the run has {trained} epoch{'s' if trained != 1 else ''} (1–{trained})"
+        else:
+            why = f"the run trained {trained} epochs but kept only some checkpoints"
         raise CheckpointError(
-            f"No checkpoint for epoch(s) {missing} in {folder} (saved: "
-            f"{', '.join(map(str, available))}); train with TRAIN.CHECKPOINT_FREQ 1 to keep "
-            "every epoch"
+            f"No checkpoint for epoch(s) {missing} in {folder}: {why}; "
+            f"saved: {', '.join(map(str, available))} (train with TRAIN.CHECKPOINT_FREQ 1 to "
+            "keep every epoch)"
         )
     keep = []
     for epoch in chosen:
@@ -96,6 +105,40 @@ def load_mask_history(
     class_specific = bool(meta.get("class_specific", keep[0].shape[0] > 1))
     image_size = int(meta.get("image_size") or DEFAULT_IMAGE_SIZE)
     return MaskHistory(chosen, keep, classnames, class_specific, image_size)
+
+
+def trained_epochs(model_dir: str | os.PathLike, saved: list[int]) -> int:
+    """How many epochs the run trained: from its results.json, else its newest checkpoint."""
+    try:
+        record = json.loads((Path(model_dir) / RESULTS_FILE).read_text())
+        recorded = [int(e["epoch"]) for e in record.get("epochs", []) if "epoch" in e]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        recorded = []
+    return max(recorded + list(saved))
+
+
+def image_labels(paths: list[str], root: str | os.PathLike | None = None) -> list[str]:
+    """Row labels that tell images apart: paths relative to `root` (the data root) when they
+    lie under it, else relative to the images' deepest common folder."""
+    absolute = [os.path.abspath(path) for path in paths]
+    if root:
+        base = os.path.abspath(root)
+        if all(os.path.commonpath([base, path]) == base for path in absolute):
+            return [os.path.relpath(path, base) for path in absolute]
+    if len(absolute) < 2:
+        return [os.path.basename(path) for path in absolute]
+    base = os.path.commonpath([os.path.dirname(path) for path in absolute])
+    return [os.path.relpath(path, base) for path in absolute]
+
+
+def legend_text(mode: str) -> str:
+    """What the shading means for `mode` (drawn under the grid)."""
+    meaning = {
+        "threshold": "patches the test mask hides (keep probability P < 0.5)",
+        "expected": "darker and redder in proportion to 1 − P (the chance a patch is masked)",
+        "sample": "patches masked in one Bernoulli(P) draw",
+    }[mode]
+    return f"red shading: {meaning}; unshaded: kept patches"
 
 
 def select_classes(history: MaskHistory, requested: list[str] | None) -> list[int]:
@@ -155,17 +198,19 @@ def render_mask_grid(
     history: MaskHistory,
     class_indices: list[int],
     out: str | os.PathLike,
+    mode: str = "threshold",
 ) -> Path:
-    """Write the PNG grid: one row per (image, class), one column per epoch."""
+    """Write the PNG grid: one row per (image, class), one column per epoch, a legend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     rows = [(i, c) for i in range(len(images)) for c in class_indices]
     n_cols = len(history.epochs)
     fig, axes = plt.subplots(
-        len(rows), n_cols, figsize=(1.9 * n_cols + 1.2, 1.9 * len(rows)), squeeze=False
+        len(rows), n_cols, figsize=(1.9 * n_cols + 1.6, 1.9 * len(rows) + 0.4), squeeze=False
     )
     for r, (image_index, class_index) in enumerate(rows):
         for c, epoch in enumerate(history.epochs):
@@ -175,14 +220,22 @@ def render_mask_grid(
             ax.set_yticks([])
             if r == 0:
                 ax.set_title(f"epoch {epoch}", fontsize=9)
-        label = image_names[image_index]
         if history.class_specific:
-            label += f"\n{history.classnames[class_index]}"
-        axes[r][0].set_ylabel(label, fontsize=8)
-    fig.tight_layout()
+            who = f"class: {history.classnames[class_index]}"
+        else:
+            who = "all classes (one mask)"
+        axes[r][0].set_ylabel(f"{who}\n{image_names[image_index]}", fontsize=7)
+    masked = np.clip((0.35 * 128 + 0.65 * MASKED_TINT) / 255, 0, 1)
+    fig.legend(
+        handles=[Patch(facecolor=masked, edgecolor="gray", label=legend_text(mode))],
+        loc="lower center",
+        fontsize=7,
+        frameon=False,
+    )
+    fig.tight_layout(rect=(0, 0.35 / (1.9 * len(rows) + 0.4), 1, 1))
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, format="png")
+    with atomic_write(out, "wb") as handle:  # creates the folder; never a half-written PNG
+        fig.savefig(handle, dpi=100, format="png")
     plt.close(fig)
     return out
 
@@ -195,10 +248,20 @@ def mask_picture(
     classes: list[str] | None = None,
     mode: str = "threshold",
     seed: int = 0,
+    root: str | os.PathLike | None = None,
 ) -> Path:
-    """Load the masks, frame the images and write the grid (what `ammpl-viz masks` does)."""
+    """Load the masks, frame the images and write the grid (what `ammpl-viz masks` does).
+
+    `root`: the data root, so that rows are labelled by the image's path under it.
+    """
     history = load_mask_history(model_dir, epochs, mode, seed)
     class_indices = select_classes(history, classes)
+    if history.class_specific and not classes:
+        drawn = ", ".join(f"{i} {history.classnames[i]}" for i in class_indices)
+        print(
+            f"Drew the first {len(class_indices)} of {len(history.classnames)} classes "
+            f"({drawn}); choose others with --classes NAME|INDEX …"
+        )
     images = [load_picture(path, history.image_size) for path in image_paths]
-    names = [Path(path).name for path in image_paths]
-    return render_mask_grid(images, names, history, class_indices, out)
+    names = image_labels(image_paths, root)
+    return render_mask_grid(images, names, history, class_indices, out, mode)
