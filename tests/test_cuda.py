@@ -48,6 +48,18 @@ def _autocast(prec: str):
     return nullcontext()
 
 
+def _mode(row, prec: str) -> str:
+    """The precision the row's trainer really runs with `PREC prec` (VPT: fp32 for fp16)."""
+    from ammpl.engine import TRAINER_REGISTRY
+    from ammpl.engine.precision import resolve_precision
+
+    trainer_cls = TRAINER_REGISTRY.get(row.trainer)
+    shell = trainer_cls.__new__(trainer_cls)
+    shell.cfg = load_paper_cfg(row)
+    shell.cfg.TRAINER[trainer_cls.CFG_NODE].PREC = prec
+    return resolve_precision(shell.requested_precision(), DEVICE)
+
+
 def _model(row, clip_model, classnames):
     model = build_method_model(row.trainer, load_paper_cfg(row), classnames, clip_model)
     return model.to(DEVICE).eval()
@@ -64,11 +76,11 @@ def test_logits_in_each_mode_follow_fp32(row, prec):
     with torch.no_grad():
         reference = _model(row, clip_model, classnames)
         expected = reference(images).float()
-        half_clip = prec == "fp16" and row.trainer != "VPT"  # VPT keeps a float CLIP
-        mode_clip = to_reference_half(copy.deepcopy(clip_model)) if half_clip else clip_model
+        mode = _mode(row, prec)
+        mode_clip = to_reference_half(copy.deepcopy(clip_model)) if mode == "fp16" else clip_model
         model = _model(row, mode_clip, classnames)
         model.load_state_dict(reference.state_dict())  # the same values, cast to each dtype
-        with _autocast(prec):
+        with _autocast(mode):
             actual = model(images).float()
     assert torch.isfinite(actual).all()
     error = (actual - expected).abs().max().item() / expected.abs().max().item()
@@ -99,7 +111,7 @@ def test_one_epoch_trains_and_evaluates_in_each_mode(row, prec, benchmark_root, 
     )  # fmt: skip
     assert code == 0
     record = json.loads((out / "results.json").read_text())
-    assert record["precision"] == prec
+    assert record["precision"] == _mode(row, prec)
     assert record["status"] == "finished"
     assert math.isfinite(record["epochs"][0]["loss"])
     assert 0.0 <= record["results"]["test"]["accuracy"] <= 100.0
