@@ -272,9 +272,13 @@ class DistributedRun:
                         len(loader.dataset), loader.batch_size, self.rank, self.world_size
                     )
                     setattr(trainer, name, rebuild_loader(loader, sampler))
-        params = [
-            p for model in trainer._models.values() for p in model.parameters() if p.requires_grad
-        ]
+        params = {  # by identity: registered models may share tensors
+            id(p): p
+            for model in trainer._models.values()
+            for p in model.parameters()
+            if p.requires_grad
+        }
+        params = list(params.values())
         if params:  # zero-shot runs learn nothing: evaluation is all they shard
             try:
                 self._shard_train_loader(trainer)
