@@ -62,17 +62,17 @@ step() {
     fi
 }
 
-step cuda_tests 180 "$PYTHON" -m pytest -m cuda tests -q -p no:cacheprovider \
+step cuda_tests 150 "$PYTHON" -m pytest -m cuda tests -q -p no:cacheprovider \
     --junitxml "$OUT/cuda_tests.xml"
 step clip_encoders 45 "$PYTHON" bench/clip_encoders.py --backbone vit_b16 --device cuda \
     --batch 256 --iters 10 --json "$OUT/clip_encoders.json"
-step methods_fp16 50 "$PYTHON" bench/methods_step.py --backbone vit_b16 --device cuda \
+step methods_fp16 75 "$PYTHON" bench/methods_step.py --backbone vit_b16 --device cuda \
     --prec fp16 --iters 5 --json "$OUT/methods_step_fp16.json"
-step methods_bf16 50 "$PYTHON" bench/methods_step.py --backbone vit_b16 --device cuda \
+step methods_bf16 75 "$PYTHON" bench/methods_step.py --backbone vit_b16 --device cuda \
     --prec bf16 --iters 5 --json "$OUT/methods_step_bf16.json"
 step ammpl_step 60 "$PYTHON" bench/ammpl_step.py --device cuda --classes 10 100 397 \
     --skip-plain-above 100 --repeats 5 --min-seconds 0.5 --json "$OUT/ammpl_step.json"
-step ddp 90 "$PYTHON" bench/ddp_check.py --processes "$DDP_PROCESSES" --json "$OUT/ddp.json"
+step ddp 70 "$PYTHON" bench/ddp_check.py --processes "$DDP_PROCESSES" --json "$OUT/ddp.json"
 
 if (( DRY_RUN )); then
     echo "summary        $PYTHON bench/gpu_summary.py $OUT"
