@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from ammpl.trainers.ammpl.config import AmmplSettings  # noqa: E402
 from ammpl.trainers.ammpl.model import AmmplCLIP  # noqa: E402
 from ammpl.trainers.param_counts import build_random_clip  # noqa: E402
+from bench.records import write_records  # noqa: E402
 
 MIB = 1024**2
 
@@ -204,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's choice)")
     parser.add_argument("--skip-plain-above", type=int, default=10**9,
                         help="measure the plain path only up to this many classes")  # fmt: skip
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -220,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
         f"train batch {args.batch}, eval batch {args.eval_batch}"
         + (", bf16 autocast" if device.type == "cuda" else ", fp32")
     )
-    rows = []
+    rows, records = [], []
     for k in args.classes:
         case = Case(clip_model, k, args, device)
         with_plain = k <= args.skip_plain_above
@@ -232,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
             if path not in results:
                 continue
             r = results[path]
+            records.append({"k": k, "path": path, **r, **(diff if diff and path == "fast" else {})})
             speedup = ""
             if path == "fast" and "plain" in results:
                 plain = results["plain"]
@@ -249,6 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     headers = ["k", "path", "train step ms", "eval img/s", "peak MiB train", "peak MiB eval",
                "fast/plain (step / eval)", "max |Δlogit| / rel Δgrad"]  # fmt: skip
     print(tabulate(rows, headers=headers, stralign="right"))
+    if args.json:
+        settings = {"backbone": backbone, "variant": variant, "batch": args.batch,
+                    "eval_batch": args.eval_batch, "autocast": "bf16" if device.type == "cuda"
+                    else None}  # fmt: skip
+        write_records(args.json, "ammpl_step", device, settings, records)
     return 0
 
 

@@ -7,6 +7,11 @@ ViT-B/16 rows also run under bf16 autocast.
 
     python bench/clip_encoders.py                       # tiny backbone, CPU (< 60 s)
     python bench/clip_encoders.py --backbone vit_b16 --device cuda --batch 256
+    python bench/clip_encoders.py ... --json out.json  # rows with peak memory, GFLOP, TFLOP/s
+
+Image rows also give the FLOPs of one image forward (torch's FlopCounterMode over the
+plain path, a multiply-add counted as 2) and the achieved TFLOP/s; on CUDA every row
+records its peak allocated memory.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.prompts import ClassPrompts, init_context
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.clip.tiny import build_tiny_clip
+from bench.records import count_flops, peak_memory_mib, reset_peak_memory, write_records
 
 CLASS_NAMES = [
     "dog", "golden retriever", "sea lion", "airliner", "red wine", "maple leaf", "daisy",
@@ -89,21 +95,30 @@ def text_rows(model, batch: int, iters: int, device: torch.device, precision: st
 
 
 def image_rows(model, batch: int, iters: int, device: torch.device, precision: str) -> list:
+    """Rows [tower, precision, variant, images/s, peak MiB, GFLOP per image, TFLOP/s]."""
     size = model.visual.image_size[0]
     images = torch.randn(batch, 3, size, size, device=device)
     encoder = ImageEncoder(model)
-    rows = [
-        [
-            "image",
-            precision,
-            "open_clip encode_image",
-            throughput(lambda: model.encode_image(images), batch, iters, device),
-        ]
-    ]
-    for fused in (False, True):
-        encoder.fused = fused
-        rate = throughput(lambda: encoder(images), batch, iters, device)
-        rows.append(["image", precision, f"fused={'on' if fused else 'off'}", rate])
+
+    def fused_encoder(fused: bool) -> Callable[[], torch.Tensor]:
+        def run() -> torch.Tensor:
+            encoder.fused = fused
+            return encoder(images)
+
+        return run
+
+    variants = [("open_clip encode_image", lambda: model.encode_image(images))]
+    variants += [(f"fused={'on' if f else 'off'}", fused_encoder(f)) for f in (False, True)]
+    # One FLOP count for every variant (same work; plain matmuls are all counted, which a
+    # fused kernel or open_clip's fast attention path may not be): TFLOP/s compare rates.
+    gflop = count_flops(fused_encoder(False)) / batch / 1e9
+    rows = []
+    for label, fn in variants:
+        reset_peak_memory(device)
+        rate = throughput(fn, batch, iters, device)
+        rows.append(
+            ["image", precision, label, rate, peak_memory_mib(device), gflop, gflop * rate / 1e3]
+        )
     return rows
 
 
@@ -113,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--batch", type=int, default=64, help="sequences / images per call")
     parser.add_argument("--iters", type=int, default=5, help="timed calls per row")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -131,19 +147,22 @@ def main(argv: list[str] | None = None) -> int:
                 else nullcontext()
             )
             with autocast:
-                rows += text_rows(model, args.batch, args.iters, device, precision)
+                rows += [
+                    row + [None, None, None]
+                    for row in text_rows(model, args.batch, args.iters, device, precision)
+                ]
                 rows += image_rows(model, args.batch, args.iters, device, precision)
     print(
         f"backbone {args.backbone}, device {device}, batch {args.batch}, iters {args.iters}, "
         f"torch {torch.__version__}, threads {torch.get_num_threads()}"
     )
-    print(
-        tabulate(
-            rows,
-            headers=["tower", "precision", "variant", "items/s"],
-            floatfmt=".1f",
-        )
-    )
+    headers = ["tower", "precision", "variant", "items/s", "peak MiB", "GFLOP/item", "TFLOP/s"]
+    print(tabulate(rows, headers=headers, floatfmt=".1f", missingval="-"))
+    if args.json:
+        keys = ["tower", "precision", "variant", "items_per_s", "peak_mib", "gflop", "tflops"]
+        settings = {"backbone": args.backbone, "batch": args.batch, "iters": args.iters}
+        records = [dict(zip(keys, row)) for row in rows]
+        write_records(args.json, "clip_encoders", device, settings, records)
     return 0
 
 

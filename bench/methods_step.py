@@ -38,6 +38,7 @@ from ammpl.trainers.param_counts import (
     count_trainable,
     load_paper_cfg,
 )
+from bench.records import peak_memory_mib, reset_peak_memory, write_records
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,7 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
     labels = torch.randint(args.classes, (train_batch,), generator=generator).to(device)
     autocast = autocast_for(args.prec, device)
 
+    reset_peak_memory(device)
     step_ms = float("nan")
     if params:
         optimizer = torch.optim.SGD(params, lr=cfg.OPTIM.LR, momentum=0.9, weight_decay=5e-4)
@@ -145,15 +147,31 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
             model(images[:eval_batch])
 
     eval_rate = eval_batch / best_time(evaluate, args.iters, device)
-    train_rate = train_batch / (step_ms / 1000) if params else float("nan")
+    train_rate = train_batch / (step_ms / 1000) if params else None
+    return {
+        "method": row.method,
+        "trainable": count_trainable(model),
+        "train_batch": train_batch,
+        "step_ms": step_ms if params else None,
+        "train_images_per_s": train_rate,
+        "eval_batch": eval_batch,
+        "eval_images_per_s": eval_rate,
+        "peak_mib": peak_memory_mib(device),
+    }
+
+
+def table_row(result: dict) -> list:
+    trains = result["step_ms"] is not None
+    peak = result["peak_mib"]
     return [
-        row.method,
-        f"{count_trainable(model):,}",
-        train_batch,
-        f"{step_ms:.1f}" if params else "-",
-        f"{train_rate:.1f}" if params else "-",
-        eval_batch,
-        f"{eval_rate:.1f}",
+        result["method"],
+        f"{result['trainable']:,}",
+        result["train_batch"],
+        f"{result['step_ms']:.1f}" if trains else "-",
+        f"{result['train_images_per_s']:.1f}" if trains else "-",
+        result["eval_batch"],
+        f"{result['eval_images_per_s']:.1f}",
+        f"{peak:.0f}" if peak is not None else "-",
     ]
 
 
@@ -177,6 +195,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iters", type=int, default=3, help="timed calls (best is kept)")
     parser.add_argument("--methods", nargs="*", help="subset of method names")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0 = torch default)")
+    parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -197,21 +216,24 @@ def main(argv: list[str] | None = None) -> None:
         clip_model = to_reference_half(copy.deepcopy(float_clip))
 
     warm_up(float_clip, args, device)
-    table = []
+    results = []
     for row in ROWS:
         if args.methods and row.method not in args.methods:
             continue
         model_clip = float_clip if row.trainer == "VPT" else clip_model
         result = bench_row(row, model_clip, args, device)
         if result is not None:
-            table.append(result)
+            results.append(result)
     print(
         f"backbone {args.backbone}, device {device}, precision {args.prec}, "
         f"{args.classes} classes, {torch.get_num_threads()} CPU threads, best of {args.iters}"
     )
     headers = ["method", "trainable", "train batch", "step ms", "train img/s", "eval batch",
-               "eval img/s"]  # fmt: skip
-    print(tabulate(table, headers=headers, tablefmt="github"))
+               "eval img/s", "peak MiB"]  # fmt: skip
+    print(tabulate([table_row(r) for r in results], headers=headers, tablefmt="github"))
+    if args.json:
+        settings = {"backbone": args.backbone, "precision": args.prec, "classes": args.classes}
+        write_records(args.json, "methods_step", device, settings, results)
 
 
 if __name__ == "__main__":

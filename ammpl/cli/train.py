@@ -128,16 +128,25 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
 def run(args: argparse.Namespace) -> int:
     import ammpl.data.datasets  # noqa: F401  (registers the dataset readers)
     import ammpl.trainers  # noqa: F401  (registers trainers and their config nodes)
-    from ammpl.engine import build_trainer, set_random_seed, setup_logger
+    from ammpl.engine import build_trainer, distributed, set_random_seed, setup_logger
     from ammpl.engine.config import setup_cfg
 
     cfg = setup_cfg(args)
     check_before_building(args, cfg)
 
+    run_group = distributed.setup(cfg.USE_CUDA, cfg.SEED)  # None unless started by torchrun
+    if run_group is not None and not (args.eval_only or args.no_train):
+        run_group.check_batch_size(cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+    if run_group is not None and not run_group.is_main:
+        distributed.silence_stdout()
     if cfg.SEED >= 0:
         print(f"Setting fixed seed: {cfg.SEED}")
         set_random_seed(cfg.SEED)
-    setup_logger(cfg.OUTPUT_DIR)
+    elif run_group is not None:  # every rank must draw the same few-shot subset
+        print(f"Setting seed shared by the {run_group.world_size} processes: {run_group.seed}")
+        set_random_seed(run_group.seed)
+    if distributed.is_main_process():
+        setup_logger(cfg.OUTPUT_DIR)
     if torch.cuda.is_available() and cfg.USE_CUDA:
         torch.backends.cudnn.benchmark = True
 
@@ -176,6 +185,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Interrupted: the last completed epoch's checkpoint is kept; re-run to resume.")
         return 130
+    finally:
+        leave_process_group()
+
+
+def leave_process_group() -> None:
+    """End the torchrun process group if this run joined one."""
+    module = sys.modules.get("ammpl.engine.distributed")
+    if module is not None:
+        module.shutdown()
 
 
 if __name__ == "__main__":

@@ -47,6 +47,14 @@ class EvaluatorBase:
     def evaluate(self) -> OrderedDict[str, float]:
         raise NotImplementedError
 
+    def shard_state(self) -> Any:
+        """What this process accumulated, for `load_shards` on a torchrun job's ranks."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be gathered over processes")
+
+    def load_shards(self, shards: list[Any]) -> None:
+        """Replace the accumulated state by the union of every rank's `shard_state()`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be gathered over processes")
+
 
 def macro_f1_score(y_true: torch.Tensor, y_pred: torch.Tensor) -> float:
     """Unweighted mean F1 over the labels that occur in `y_true` (a fraction in [0, 1])."""
@@ -101,6 +109,24 @@ class Classification(EvaluatorBase):
         self._total += gt.shape[0]
         self._y_true.append(gt)
         self._y_pred.append(pred)
+
+    def shard_state(self) -> dict[str, torch.Tensor]:
+        """Labels and predictions so far (CPU tensors), in processing order."""
+        empty = torch.zeros(0, dtype=torch.long)
+        return {
+            "y_true": torch.cat(self._y_true) if self._y_true else empty,
+            "y_pred": torch.cat(self._y_pred) if self._y_pred else empty,
+        }
+
+    def load_shards(self, shards: list[dict[str, torch.Tensor]]) -> None:
+        """The state of one process that saw every shard, in the given order."""
+        self.reset()
+        for shard in shards:
+            if len(shard["y_true"]):
+                self._y_true.append(shard["y_true"])
+                self._y_pred.append(shard["y_pred"])
+                self._correct += int(shard["y_pred"].eq(shard["y_true"]).sum().item())
+                self._total += len(shard["y_true"])
 
     def _num_classes(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> int:
         seen = int(max(y_true.max().item(), y_pred.max().item())) + 1

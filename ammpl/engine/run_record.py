@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 import ammpl
+from ammpl.engine import distributed
 from ammpl.utils.io import read_json, write_json
 
 RESULTS_FILE = "results.json"
@@ -142,6 +143,9 @@ class RunRecord:
         return record
 
     def save(self) -> str:
+        """Write results.json (rank 0 only under torchrun); returns its path."""
+        if not distributed.is_main_process():
+            return self.path
         os.makedirs(self.output_dir, exist_ok=True)
         write_json(_plain(self.as_dict()), self.path)
         return self.path

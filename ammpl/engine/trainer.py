@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ammpl.engine import distributed
 from ammpl.engine.checkpoint import (
     BEST_MODEL_NAME,
     POINTER_NAME,
@@ -189,7 +190,12 @@ class TrainerBase:
         val_result: float | None = None,
         model_name: str = "",
     ) -> None:
-        """One checkpoint per registered model under `<directory>/<name>/` (epoch is 0-based)."""
+        """One checkpoint per registered model under `<directory>/<name>/` (epoch is 0-based).
+
+        Under torchrun only rank 0 writes; every rank leaves once the files exist."""
+        if not distributed.is_main_process():
+            distributed.barrier()
+            return
         extra = self._extra_checkpoint_state()
         for name in self.get_model_names():
             optim, sched = self._optims[name], self._scheds[name]
@@ -204,6 +210,7 @@ class TrainerBase:
             save_checkpoint(
                 state, os.path.join(directory, name), is_best=is_best, model_name=model_name
             )
+        distributed.barrier()
 
     def has_checkpoint(self, directory: str) -> bool:
         names = self.get_model_names()
@@ -263,7 +270,7 @@ class TrainerBase:
     # ------------------------------------------------------------------ tensorboard
     def init_writer(self, log_dir: str) -> None:
         """Open a SummaryWriter if tensorboard is installed; otherwise stay silent."""
-        if self.__dict__.get("_writer") is not None:
+        if self.__dict__.get("_writer") is not None or not distributed.is_main_process():
             return
         try:
             from torch.utils.tensorboard import SummaryWriter
@@ -335,6 +342,8 @@ class TrainerBase:
 class SimpleTrainer(TrainerBase):
     """Config, data, one evaluator, Dassl's epoch/checkpoint/test policy."""
 
+    distributed_run: distributed.DistributedRun | None = None  # set under torchrun
+
     def __init__(self, cfg: Any) -> None:
         super().__init__()
         self.check_cfg(cfg)
@@ -350,8 +359,13 @@ class SimpleTrainer(TrainerBase):
         self._epochs_done = 0
         self._bar: Any = None
         self.run_record = RunRecord(cfg, self.output_dir)  # build_model may add to its meta
-        self.build_data_loader()
-        self.build_model()
+        # torchrun: rank 0 first, so that it alone writes caches (few-shot split, weights)
+        with distributed.main_process_first():
+            self.build_data_loader()
+            self.build_model()
+        self.distributed_run = distributed.current()  # torchrun: shard loaders, DDP
+        if self.distributed_run is not None:
+            self.distributed_run.attach(self)
         self.evaluator = build_evaluator(cfg, lab2cname=self.lab2cname)
         self.best_result = -np.inf
 
@@ -452,7 +466,7 @@ class SimpleTrainer(TrainerBase):
 
     def _prune_previous_checkpoint(self) -> None:
         previous = self.epoch  # 1-based number of the epoch before this one
-        if previous < 1 or self._keeps_epoch(previous):
+        if previous < 1 or self._keeps_epoch(previous) or not distributed.is_main_process():
             return
         for name in self.get_model_names():
             remove_checkpoint(os.path.join(self.output_dir, name), previous)
@@ -509,7 +523,7 @@ class SimpleTrainer(TrainerBase):
                 self.evaluator.process(output, label)
         finally:
             self._end_progress()
-        results = self.evaluator.evaluate()
+        results = distributed.evaluate(self.evaluator)  # gathered over ranks under torchrun
         for key, value in results.items():
             self.write_scalar(f"{split}/{key}", value, self.epoch)
         self._record_test(split, results)
@@ -548,6 +562,8 @@ class TrainerX(SimpleTrainer):
         self._epoch_meters = losses
         self._epoch_lr = self._current_lr_or_none()
         print_freq = max(int(self.cfg.TRAIN.PRINT_FREQ), 1)
+        if self.distributed_run is not None:
+            self.distributed_run.before_epoch(self.epoch)
         epoch_start = end = time.time()
         batches = self._progress(
             self.train_loader_x, self.num_batches, f"epoch {self.epoch + 1}/{self.max_epoch}"
@@ -555,6 +571,8 @@ class TrainerX(SimpleTrainer):
         try:
             for self.batch_idx, batch in enumerate(batches):
                 data_time.update(time.time() - end)
+                if self.distributed_run is not None:
+                    self.distributed_run.before_step(batch)
                 loss_summary = self.forward_backward(batch)
                 batch_time.update(time.time() - end)
                 losses.update(loss_summary)

@@ -13,7 +13,7 @@ from dataclasses import asdict
 
 from torch import nn
 
-from ammpl.engine import TRAINER_REGISTRY
+from ammpl.engine import TRAINER_REGISTRY, distributed
 from ammpl.trainers.ammpl.config import AmmplSettings
 from ammpl.trainers.ammpl.model import AmmplCLIP
 from ammpl.trainers.ammpl.viz import META_FILE
@@ -47,6 +47,12 @@ class AMMPL(CLIPPromptTrainer):
         super().check_cfg(cfg)
         AmmplSettings.from_cfg(cfg.TRAINER.AMMPL)
 
+    @property
+    def eval_shardable(self) -> bool:
+        """TEST_MASK "sample" draws the masks of batch j after those of batches 0..j-1, so
+        under torchrun every rank then evaluates the whole split (same numbers, no speed-up)."""
+        return self.cfg.TRAINER.AMMPL.TEST_MASK != "sample"
+
     def build_custom_clip(self, classnames: list[str], clip_model: nn.Module) -> nn.Module:
         settings = AmmplSettings.from_cfg(self.cfg.TRAINER.AMMPL, seed=self.cfg.SEED)
         variant = "class-specific" if settings.class_specific else "generalisable"
@@ -67,5 +73,5 @@ class AMMPL(CLIPPromptTrainer):
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
         super().save_model(epoch, directory, is_best, val_result, model_name)
         folder = os.path.join(directory, self.MODEL_NAME)
-        if os.path.isdir(folder):
+        if distributed.is_main_process() and os.path.isdir(folder):
             write_json(model_meta(self.model), os.path.join(folder, META_FILE))
