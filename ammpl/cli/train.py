@@ -134,9 +134,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = setup_cfg(args)
     check_before_building(args, cfg)
 
-    run_group = distributed.setup(cfg.USE_CUDA, cfg.SEED)  # None unless started by torchrun
-    if run_group is not None and not (args.eval_only or args.no_train):
-        run_group.check_batch_size(cfg.DATALOADER.TRAIN_X.BATCH_SIZE)
+    rank_info = distributed.rank_info_from_env()  # None unless started by torchrun
+    if rank_info is not None and not (args.eval_only or args.no_train):
+        distributed.check_batch_size(cfg.DATALOADER.TRAIN_X.BATCH_SIZE, rank_info.world_size)
+    run_group = distributed.setup(cfg.USE_CUDA, cfg.SEED)
     if run_group is not None and not run_group.is_main:
         distributed.silence_stdout()
     if cfg.SEED >= 0:

@@ -77,6 +77,18 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) % 2**63 for p in parts]).generate_state(1)[0]) >> 1
 
 
+def check_batch_size(batch_size: int, world_size: int) -> None:
+    """Fail before any process group or model exists when a process would get no image of
+    a training batch (checked from the torchrun environment alone, so every rank stops the
+    same way without waiting on the others)."""
+    if batch_size < world_size:
+        raise ConfigError(
+            f"DATALOADER.TRAIN_X.BATCH_SIZE {batch_size} cannot be split over "
+            f"{world_size} processes (the global batch is BATCH_SIZE): start at most "
+            f"{batch_size} process(es), or raise BATCH_SIZE (a different config)"
+        )
+
+
 # --------------------------------------------------------------------------------- samplers
 class ShardedTrainBatches(Sampler[list[int]]):
     """This rank's share of the global training batches of one epoch.
@@ -249,15 +261,6 @@ class DistributedRun:
 
     def barrier(self) -> None:
         dist.barrier()
-
-    def check_batch_size(self, batch_size: int) -> None:
-        """Fail before anything is built when no process would get an image of a batch."""
-        if batch_size < self.world_size:
-            raise ConfigError(
-                f"DATALOADER.TRAIN_X.BATCH_SIZE {batch_size} cannot be split over "
-                f"{self.world_size} processes (the global batch is BATCH_SIZE): start at most "
-                f"{batch_size} process(es), or raise BATCH_SIZE (a different config)"
-            )
 
     # -- setup ----------------------------------------------------------------------
     def attach(self, trainer: Any) -> None:
