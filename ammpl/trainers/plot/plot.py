@@ -20,7 +20,7 @@ from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.ivlp import EvalTextCache
-from ammpl.trainers.plot.ot import add_ot_keys, plot_logits, settings_from_cfg
+from ammpl.trainers.plot.ot import SinkhornSettings, add_ot_keys, plot_logits, settings_from_cfg
 from ammpl.utils import ConfigError
 
 LOCAL_FEATURES = ("auto", "attnpool", "tokens")
@@ -108,35 +108,44 @@ class PLOTPromptLearner(ClassPrompts):
         return self.splice(ctx, self.class_token_position)
 
 
-class PLOTCLIP(nn.Module):
-    """Frozen CLIP towers, the N-prompt learner and the OT head."""
+class OTPromptCLIP(nn.Module):
+    """What PLOT and PLOT++ share: frozen towers, N prompts per class through the text
+    tower and the OT head over local image features. A subclass gives `text_prompts` and
+    `image_features`."""
 
-    def __init__(self, cfg: CN, classnames: list[str], clip_model: nn.Module) -> None:
+    def __init__(
+        self,
+        clip_model: nn.Module,
+        ot_settings: SinkhornSettings,
+        prompt_learner: nn.Module,
+        add_global: bool,
+    ) -> None:
         super().__init__()
-        node = cfg.TRAINER.PLOT
-        self.local_features = local_feature_source(node, clip_model)
         self.image_encoder = ImageEncoder(clip_model)
-        self.ot_settings = settings_from_cfg(node, "PLOT")
-        self.prompt_learner = PLOTPromptLearner(node, classnames, clip_model)
+        self.ot_settings = ot_settings
+        self.prompt_learner = prompt_learner
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
-        self.add_global = cfg.DATASET.NAME == GLOBAL_TERM_DATASET
+        self.add_global = add_global
         self.text_cache = EvalTextCache()
+
+    def text_prompts(self) -> torch.Tensor:
+        """Prompt embeddings (N·K, L, d_t), row n·K + c."""
+        raise NotImplementedError
+
+    def image_features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (B, e) and local (M, B, e) image features."""
+        raise NotImplementedError
 
     def text_features(self) -> torch.Tensor:
         """Prompt features (N, K, e), un-normalised."""
         learner = self.prompt_learner
 
         def compute() -> torch.Tensor:
-            features = self.text_encoder(learner(), learner.eot_indices)
+            features = self.text_encoder(self.text_prompts(), learner.eot_indices)
             return features.view(learner.n_prompts, learner.n_classes, -1)
 
-        return self.text_cache.get(learner, compute)
-
-    def image_features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Global (B, e) and local (M, B, e) image features."""
-        dense = self.image_encoder.forward_dense(image)
-        return dense[:, 0], dense[:, 1:].transpose(0, 1)
+        return self.text_cache.get(self, compute)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         global_feature, local = self.image_features(image)
@@ -148,6 +157,30 @@ class PLOTCLIP(nn.Module):
             self.ot_settings,
             self.add_global,
         )
+
+
+class PLOTCLIP(OTPromptCLIP):
+    """Frozen CLIP towers, the N-prompt learner and the OT head."""
+
+    def __init__(self, cfg: CN, classnames: list[str], clip_model: nn.Module) -> None:
+        node = cfg.TRAINER.PLOT
+        local_features = local_feature_source(node, clip_model)
+        ot_settings = settings_from_cfg(node, "PLOT")
+        super().__init__(
+            clip_model,
+            ot_settings,
+            PLOTPromptLearner(node, classnames, clip_model),
+            add_global=cfg.DATASET.NAME == GLOBAL_TERM_DATASET,
+        )
+        self.local_features = local_features
+
+    def text_prompts(self) -> torch.Tensor:
+        return self.prompt_learner()
+
+    def image_features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Global (B, e) and local (M, B, e) image features."""
+        dense = self.image_encoder.forward_dense(image)
+        return dense[:, 0], dense[:, 1:].transpose(0, 1)
 
 
 @TRAINER_REGISTRY.register()

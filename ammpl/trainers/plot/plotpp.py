@@ -17,14 +17,12 @@ import torch
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from ammpl.clip.image_encoder import ImageEncoder, require_image_tower
+from ammpl.clip.image_encoder import require_image_tower
 from ammpl.clip.prompts import ClassPrompts, clip_dtype, init_context, phrase_token_embeddings
-from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, load_pretrained_weights, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
-from ammpl.trainers.ivlp import EvalTextCache
-from ammpl.trainers.plot.ot import add_ot_keys, plot_logits, settings_from_cfg
-from ammpl.trainers.plot.plot import check_prompt_count
+from ammpl.trainers.plot.ot import add_ot_keys, settings_from_cfg
+from ammpl.trainers.plot.plot import OTPromptCLIP, check_prompt_count
 from ammpl.utils import ConfigError
 
 MODEL_UPDATES = ("", "joint", "vision")
@@ -149,34 +147,26 @@ class PLOTPPPromptLearner(ClassPrompts):
         return self.splice(ctx), self.ctx_vision
 
 
-class PLOTPPCLIP(nn.Module):
+class PLOTPPCLIP(OTPromptCLIP):
     """Frozen ViT CLIP, the two prompt kinds and the OT head."""
 
     def __init__(self, cfg: CN, classnames: list[str], clip_model: nn.Module) -> None:
-        super().__init__()
         node = cfg.TRAINER.PLOTPP
         check_node(node)
         require_image_tower("vit", clip_model, "PLOT++ (visual prompt sets)")
-        self.image_encoder = ImageEncoder(clip_model)
-        self.ot_settings = settings_from_cfg(node, "PLOTPP")
-        self.prompt_learner = PLOTPPPromptLearner(node, cfg.DATASET.NAME, classnames, clip_model)
-        self.text_encoder = TextEncoder(clip_model)
-        self.logit_scale = clip_model.logit_scale
-        self.add_global = bool(node.TRADE_OFF)
-        self.text_cache = EvalTextCache()
+        ot_settings = settings_from_cfg(node, "PLOTPP")
+        super().__init__(
+            clip_model,
+            ot_settings,
+            PLOTPPPromptLearner(node, cfg.DATASET.NAME, classnames, clip_model),
+            add_global=bool(node.TRADE_OFF),
+        )
         if node.MODEL_UPD == "vision":
             self.prompt_learner.ctx.requires_grad_(False)
 
-    def text_features(self) -> torch.Tensor:
-        """Prompt features (N, K, e), un-normalised."""
-        learner = self.prompt_learner
-
-        def compute() -> torch.Tensor:
-            prompts, _ = learner()
-            features = self.text_encoder(prompts, learner.eot_indices)
-            return features.view(learner.n_prompts, learner.n_classes, -1)
-
-        return self.text_cache.get(self, compute)
+    def text_prompts(self) -> torch.Tensor:
+        prompts, _ = self.prompt_learner()
+        return prompts
 
     def image_features(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Global (B, e) = mean of the M prompted features, and those features (M, B, e)."""
@@ -191,17 +181,6 @@ class PLOTPPCLIP(nn.Module):
         )
         local = features.view(n_sets, batch, -1)
         return local.mean(dim=0), local
-
-    def forward(self, image: torch.Tensor) -> torch.Tensor:
-        global_feature, local = self.image_features(image)
-        return plot_logits(
-            global_feature,
-            local,
-            self.text_features(),
-            self.logit_scale,
-            self.ot_settings,
-            self.add_global,
-        )
 
 
 @TRAINER_REGISTRY.register()
