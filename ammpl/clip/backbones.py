@@ -112,25 +112,18 @@ def open_clip_spec(name: str, arch: str, tag: str) -> BackboneSpec:
     )
 
 
+def _tiny_spec(name: str, builder: Callable[[], nn.Module]) -> BackboneSpec:
+    """A test backbone: random weights from `builder`, nothing to download."""
+    return BackboneSpec(
+        name=name, arch=name, pretrained=None, quick_gelu=True, weights=None, builder=builder
+    )
+
+
 BACKBONE_REGISTRY: dict[str, BackboneSpec] = {
     name: open_clip_spec(name, arch, "openai") for name, arch in DASSL_ARCHITECTURES.items()
 }
-BACKBONE_REGISTRY[TINY_BACKBONE_NAME] = BackboneSpec(
-    name=TINY_BACKBONE_NAME,
-    arch=TINY_BACKBONE_NAME,
-    pretrained=None,
-    quick_gelu=True,
-    weights=None,
-    builder=build_tiny_clip,
-)
-BACKBONE_REGISTRY[TINY_RESNET_NAME] = BackboneSpec(
-    name=TINY_RESNET_NAME,
-    arch=TINY_RESNET_NAME,
-    pretrained=None,
-    quick_gelu=True,
-    weights=None,
-    builder=build_tiny_resnet_clip,
-)
+BACKBONE_REGISTRY[TINY_BACKBONE_NAME] = _tiny_spec(TINY_BACKBONE_NAME, build_tiny_clip)
+BACKBONE_REGISTRY[TINY_RESNET_NAME] = _tiny_spec(TINY_RESNET_NAME, build_tiny_resnet_clip)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:

@@ -36,6 +36,18 @@ TINY_CLIP_CONFIG: dict = {
 }
 
 
+def _seeded_clip(config: dict, seed: int) -> open_clip.CLIP:
+    """An open_clip CLIP built from `config` with weights drawn under `seed` only."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return open_clip.CLIP(
+            embed_dim=config["embed_dim"],
+            vision_cfg=config["vision_cfg"],
+            text_cfg=config["text_cfg"],
+            quick_gelu=config["quick_gelu"],
+        )
+
+
 def build_tiny_clip(seed: int = 0, layers: int = 2, **vision_overrides) -> open_clip.CLIP:
     """A fresh fp32 tiny CLIP whose weights depend only on `seed` (global RNG untouched).
 
@@ -45,15 +57,7 @@ def build_tiny_clip(seed: int = 0, layers: int = 2, **vision_overrides) -> open_
     config = copy.deepcopy(TINY_CLIP_CONFIG)
     config["vision_cfg"].update(layers=layers, **vision_overrides)
     config["text_cfg"]["layers"] = layers
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(
-            embed_dim=config["embed_dim"],
-            vision_cfg=config["vision_cfg"],
-            text_cfg=config["text_cfg"],
-            quick_gelu=config["quick_gelu"],
-        )
-    return model
+    return _seeded_clip(config, seed)
 
 
 TINY_RESNET_NAME = "tiny-rn"
@@ -72,12 +76,4 @@ def build_tiny_resnet_clip(seed: int = 0, image_size: int = 224) -> open_clip.CL
     """
     config = copy.deepcopy(TINY_CLIP_CONFIG)
     config["vision_cfg"] = {**TINY_RESNET_VISION, "image_size": image_size}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = open_clip.CLIP(
-            embed_dim=config["embed_dim"],
-            vision_cfg=config["vision_cfg"],
-            text_cfg=config["text_cfg"],
-            quick_gelu=config["quick_gelu"],
-        )
-    return model
+    return _seeded_clip(config, seed)
