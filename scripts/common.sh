@@ -6,6 +6,9 @@
 # Functions:
 #   parse_script_flags ARGS...   strips --dry-run (sets DRY_RUN=1); the rest in SCRIPT_ARGS
 #   require_args N USAGE ARGS... exit 2 with USAGE unless at least N arguments are given
+#   parse_point_args ARGS...     a few-shot point's arguments: --dry-run (DRY_RUN), then
+#                                DATASET SHOTS SEED (SHOTS checked) into those variables,
+#                                the trailing KEY VALUE pairs in SCRIPT_ARGS
 #   require_data                 exit 2 unless $DATA names an existing folder
 #   is_int VALUE                 true for a non-negative integer (optional positional args)
 #   run_is_done DIR [TRAIN ARGS] true when DIR holds a finished run (a test accuracy) of the
@@ -50,6 +53,17 @@ require_args() {
         echo "usage: $(basename "$0") $usage" >&2
         exit 2
     fi
+}
+
+parse_point_args() {
+    parse_script_flags "$@"
+    set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
+    require_args 3 "DATASET SHOTS SEED [KEY VALUE ...]" "$@"
+    DATASET=$1
+    SHOTS=$2
+    SEED=$3
+    is_int "$SHOTS" || die "SHOTS must be a number of shots per class, got '$SHOTS'"
+    SCRIPT_ARGS=("${@:4}")
 }
 
 require_data() {

@@ -11,13 +11,11 @@ source "$HERE/../common.sh"
 source "$HERE/schedule.sh"
 N="${N:-4}"
 is_int "$N" || die "N must be a number of prompt sets, got '$N'"
-parse_script_flags "$@"
+parse_point_args "$@"
 set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
-require_args 3 "DATASET SHOTS SEED [KEY VALUE ...]" "$@"
-is_int "$2" || die "SHOTS must be a number of shots per class, got '$2'"
 FLAGS=()
 [[ "$DRY_RUN" == "1" ]] && FLAGS=(--dry-run)
 # shellcheck disable=SC2046  # the schedule words are KEY VALUE pairs
 TRAINER=PLOT CFG="${CFG:-rn50}" VARIANT="N$N" \
-    exec bash "$HERE/../protocols/fewshot.sh" "$1" "$2" "$3" TRAINER.PLOT.N "$N" \
-    $(plot_schedule_opts "$1" "$2") "${@:4}" "${FLAGS[@]+"${FLAGS[@]}"}"
+    exec bash "$HERE/../protocols/fewshot.sh" "$DATASET" "$SHOTS" "$SEED" TRAINER.PLOT.N "$N" \
+    $(plot_schedule_opts "$DATASET" "$SHOTS") "$@" "${FLAGS[@]+"${FLAGS[@]}"}"

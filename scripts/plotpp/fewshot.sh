@@ -19,14 +19,8 @@ M="${M:-4}"
 STAGE="${STAGE:-both}"
 is_int "$M" || die "M must be a number of visual prompt sets, got '$M'"
 [[ "$STAGE" =~ ^(both|vision|joint)$ ]] || die "STAGE must be both, vision or joint, got '$STAGE'"
-parse_script_flags "$@"
+parse_point_args "$@"
 set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
-require_args 3 "DATASET SHOTS SEED [KEY VALUE ...]" "$@"
-DATASET=$1
-SHOTS=$2
-SEED=$3
-shift 3
-is_int "$SHOTS" || die "SHOTS must be a number of shots per class, got '$SHOTS'"
 export TRAINER=PLOTPP CFG="${CFG:-vit}"
 FLAGS=()
 [[ "$DRY_RUN" == "1" ]] && FLAGS=(--dry-run)

@@ -10,7 +10,8 @@ HERE="$(dirname "${BASH_SOURCE[0]}")"
 source "$HERE/../common.sh"
 require_args 2 "DATASET M [KEY VALUE ...]" "$@"
 DATASET=$1
-export M=$2 STAGE=joint
+# PLOTPP_LOOP_STAGE=vision: main_visiononly.sh's stage 1 (seed 1 only), through this loop.
+export M=$2 STAGE="${PLOTPP_LOOP_STAGE:-joint}"
 shift 2
 for SHOTS in ${SHOTS_LIST:-1 2 4 8 16}; do
     for SEED in ${SEEDS:-1 2 3}; do

@@ -11,14 +11,8 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 : "${TRAINER:?set TRAINER (the scripts/<method>/ wrappers do)}" "${CFG:?set CFG}"
-parse_script_flags "$@"
+parse_point_args "$@"
 set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
-require_args 3 "DATASET SHOTS SEED [KEY VALUE ...]" "$@"
-DATASET=$1
-SHOTS=$2
-SEED=$3
-shift 3
-is_int "$SHOTS" || die "SHOTS must be a number of shots per class, got '$SHOTS'"
 require_data
 CONFIG="$(method_config "$TRAINER" "$CFG")"
 DATASET_CONFIG="$(dataset_config "$DATASET")"
