@@ -20,7 +20,14 @@ from ammpl.trainers.promptsrc.losses import SRCWeights, promptsrc_loss
 from ammpl.trainers.promptsrc.model import PromptSRCCLIP
 from ammpl.trainers.templates import IMAGENET_TEMPLATES, PROMPTSRC_TEMPLATES
 from ammpl.utils import ConfigError
-from tests._baselines_helpers import CLASSNAMES, assert_close, images, method_node, tiny_clip
+from tests._baselines_helpers import (
+    CLASSNAMES,
+    assert_close,
+    images,
+    method_node,
+    normalise,
+    tiny_clip,
+)
 
 LABELS = torch.tensor([0, 2, 1])
 
@@ -42,10 +49,6 @@ def randomise_prompts_(model: torch.nn.Module, seed: int = 0) -> None:
         for param in model.parameters():
             if param.requires_grad:
                 param.add_(torch.randn(param.shape, generator=generator) * 0.2)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 def test_teacher_templates_are_the_reference_selection():
