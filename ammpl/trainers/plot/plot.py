@@ -65,6 +65,14 @@ def local_feature_source(node: CN, clip_model: nn.Module) -> str:
     return source
 
 
+def context_rows(ctx: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """N generic context sets (N, n_ctx, d) or class-specific ones (N, K, n_ctx, d) as the
+    N·K scaffold rows (row n·K + c)."""
+    if ctx.dim() == 3:
+        ctx = ctx.unsqueeze(1).expand(-1, n_classes, -1, -1)
+    return ctx.reshape(-1, *ctx.shape[-2:])
+
+
 class PLOTPromptLearner(ClassPrompts):
     """N context sets, generic (N, n_ctx, d_t) or class-specific (N, K, n_ctx, d_t),
     spliced into N·K scaffold rows (row n·K + c)."""
@@ -101,11 +109,7 @@ class PLOTPromptLearner(ClassPrompts):
 
     def forward(self) -> torch.Tensor:
         """Prompt embeddings (N·K, L, d_t)."""
-        ctx = self.ctx
-        if ctx.dim() == 3:
-            ctx = ctx.unsqueeze(1).expand(-1, self.n_classes, -1, -1)
-        ctx = ctx.reshape(self.n_prompts * self.n_classes, *ctx.shape[-2:])
-        return self.splice(ctx, self.class_token_position)
+        return self.splice(context_rows(self.ctx, self.n_classes), self.class_token_position)
 
 
 class OTPromptCLIP(nn.Module):

@@ -22,7 +22,7 @@ from ammpl.clip.prompts import ClassPrompts, clip_dtype, init_context, phrase_to
 from ammpl.engine import TRAINER_REGISTRY, load_pretrained_weights, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.plot.ot import add_ot_keys, settings_from_cfg
-from ammpl.trainers.plot.plot import OTPromptCLIP, check_prompt_count
+from ammpl.trainers.plot.plot import OTPromptCLIP, check_prompt_count, context_rows
 from ammpl.utils import ConfigError
 
 MODEL_UPDATES = ("", "joint", "vision")
@@ -142,9 +142,7 @@ class PLOTPPPromptLearner(ClassPrompts):
 
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Text prompt embeddings (N·K, L, d_t) and the visual prompt sets (M, n_v, d_v)."""
-        ctx = self.ctx.unsqueeze(1).expand(-1, self.n_classes, -1, -1)
-        ctx = ctx.reshape(self.n_prompts * self.n_classes, *ctx.shape[-2:])
-        return self.splice(ctx), self.ctx_vision
+        return self.splice(context_rows(self.ctx, self.n_classes)), self.ctx_vision
 
 
 class PLOTPPCLIP(OTPromptCLIP):
