@@ -21,7 +21,7 @@ from ammpl.results.render import render
 from ammpl.results.tables import base_to_new_table
 from ammpl.sweep import cli
 from ammpl.sweep.executors import LocalExecutor, Request
-from ammpl.sweep.plan import Run
+from ammpl.sweep.plan import Run, SweepSpec, expand
 from ammpl.sweep.runner import BLOCKED, FAILED, FINISHED, PENDING, SweepRunner
 from tests import _baselines_script_server as script_server
 
@@ -106,6 +106,29 @@ def test_dry_run_lists_commands_folders_and_states(benchmark_root, tmp_path, swe
     assert len(commands) == 2 and all("train.py" in c for c in commands)
     assert "[pending] o/dtd/AMMPL/vit_b16_c4_ep5_batch4_ctxv1_csc_2shots/seed1" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_runs_wait_for_the_runs_whose_folders_they_read(benchmark_root, tmp_path):
+    """PLOT++ stage 2 (PRETRAIN_DIR inside the stage-1 folder) and a base-to-new evaluation
+    (--model-dir) start only after the run they read from."""
+    spec = SweepSpec(
+        protocol="fewshot", methods=["plotpp"], data=str(benchmark_root),
+        output_root=str(tmp_path / "o"), datasets=["dtd"], seeds=[1, 2], shots=[1],
+    )  # fmt: skip
+    runs = expand(spec)
+    folders = [Path(run.output_dir).relative_to(tmp_path / "o").as_posix() for run in runs]
+    assert folders == [
+        "dtd/PLOTPP/vit_1shots/vision_M4/seed1",
+        "dtd/PLOTPP/vit_1shots/joint_M4/seed1",
+        "dtd/PLOTPP/vit_1shots/joint_M4/seed2",
+    ]
+    assert [run.depends_on for run in runs] == [[], [0], [0]]
+
+    spec = SweepSpec(
+        protocol="base2new", methods=["kgcoop"], data=str(benchmark_root),
+        output_root=str(tmp_path / "o"), datasets=["dtd"], seeds=[1],
+    )  # fmt: skip
+    assert [run.depends_on for run in expand(spec)] == [[], [0]]
 
 
 def test_a_failing_run_is_retried_then_reported(fast_python, tmp_path, sweep):

@@ -4,7 +4,8 @@ Which scripts a protocol calls, and with what, is decided here (the loops `run_a
 had). Each run's train.py command and output folder come from the per-method script itself
 (`scripts/<method>/<protocol>.sh --dry-run`), so the scripts stay the one definition of both
 and a sweep runs exactly what the scripts would. An evaluation whose `--model-dir` is the
-output folder of another run of the sweep depends on that run.
+output folder of another run of the sweep (or a run that loads a checkpoint from one)
+depends on that run.
 """
 
 from __future__ import annotations
@@ -202,6 +203,25 @@ def step_commands(spec: SweepSpec, step: Step) -> list[list[str]]:
     return [shlex.split(line) for line in result.stdout.splitlines() if line.strip()]
 
 
+def _reads_from(run: Run, by_folder: dict[str, int]) -> list[int]:
+    """The earlier runs whose output folder holds a path this run's arguments name: the
+    training an evaluation loads (`--model-dir`), the stage-1 checkpoint PLOT++'s stage 2
+    starts from (`TRAINER.PLOTPP.PRETRAIN_DIR`)."""
+    found: list[int] = []
+    args = run.train_args
+    for i, value in enumerate(args):
+        if "/" not in value or (i and args[i - 1] == "--output-dir"):
+            continue
+        path = Path(os.path.abspath(value))
+        for folder in (path, *path.parents):
+            index = by_folder.get(str(folder))
+            if index is not None:
+                if index not in found:
+                    found.append(index)
+                break
+    return found
+
+
 def expand(spec: SweepSpec, workers: int = 8) -> list[Run]:
     """Every run of the sweep, numbered in order, with dependencies resolved."""
     if not spec.methods:
@@ -217,11 +237,7 @@ def expand(spec: SweepSpec, workers: int = 8) -> list[Run]:
         folder = os.path.normpath(os.path.abspath(run.output_dir))
         if folder in by_folder:  # the same run asked twice (e.g. a method listed twice)
             continue
-        model_dir = run.option("--model-dir")
-        if model_dir:
-            wanted = os.path.normpath(os.path.abspath(model_dir))
-            if wanted in by_folder:
-                run.depends_on.append(by_folder[wanted])
+        run.depends_on = _reads_from(run, by_folder)
         by_folder[folder] = run.index
         runs.append(run)
     return runs
