@@ -327,3 +327,13 @@ def test_a_refused_submission_is_one_line(tmp_path):
                          str(tmp_path / "logs"), str(tmp_path), stream=io.StringIO())  # fmt: skip
     with pytest.raises(SubmitError, match="could not start 1 run.*invalid partition specified"):
         runner.run()
+
+
+def test_help_names_every_method_with_scripts(repo_root):
+    """`--methods` help is read from scripts/*/fewshot.sh, so a new method shows up there."""
+    text = " ".join(cli.build_parser().format_help().split())
+    methods = {p.parent.name for p in (repo_root / "scripts").glob("*/fewshot.sh")}
+    methods.discard("protocols")
+    assert {"vp", "dpt", "plot", "plotpp", "promptsrc", "kgcoop"} <= methods
+    assert all(f" {m} " in text for m in methods)
+    assert "fewshot only: vp dpt plot plotpp coop;" in text

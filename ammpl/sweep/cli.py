@@ -19,7 +19,15 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from ammpl.sweep.plan import ABLATION_COMBOS, PAPER_DATASETS, PROTOCOLS, TABLE_KIND, SweepSpec
+from ammpl.sweep.plan import (
+    ABLATION_COMBOS,
+    PAPER_DATASETS,
+    PROTOCOLS,
+    TABLE_KIND,
+    SweepSpec,
+    fewshot_only_methods,
+    trainable_methods,
+)
 from ammpl.utils.errors import AmmplError, ConfigError
 
 
@@ -38,7 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("opts", nargs="*", help="KEY VALUE config overrides (after --)")
     what = parser.add_argument_group("runs (the vocabulary of scripts/run_all.sh)")
     what.add_argument(
-        "--methods", nargs="+", required=True, help="ammpl cocoop maple ivlp dlp vpt coop zsclip"
+        "--methods",
+        nargs="+",
+        required=True,
+        help=f"{' '.join(trainable_methods())} coop zsclip (fewshot only: "
+        f"{' '.join(fewshot_only_methods())} coop; zeroshot: zsclip coop; ablation: ammpl)",
     )
     what.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="(the paper's 9)")
     what.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])

@@ -25,7 +25,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts"
 PROTOCOLS = ("fewshot", "base2new", "xd", "ablation", "zeroshot")
 # the per-method script folders, in the order run_all.sh documents them
-TRAINABLE_ORDER = ("ammpl", "cocoop", "maple", "ivlp", "dlp", "vpt", "promptsrc", "kgcoop")
+TRAINABLE_ORDER = (
+    "ammpl", "cocoop", "maple", "ivlp", "dlp", "vpt", "promptsrc", "kgcoop", "vp", "dpt", "plot",
+    "plotpp",
+)  # fmt: skip
 
 
 def trainable_methods() -> tuple[str, ...]:
@@ -36,6 +39,12 @@ def trainable_methods() -> tuple[str, ...]:
     return tuple(m for m in TRAINABLE_ORDER if m in found) + tuple(
         m for m in found if m not in TRAINABLE_ORDER
     )
+
+
+def fewshot_only_methods() -> tuple[str, ...]:
+    """The trainable methods without base-to-new (and cross-dataset) scripts."""
+    methods = trainable_methods()
+    return tuple(m for m in methods if not (SCRIPTS / m / "base2new_train.sh").is_file())
 
 
 PAPER_DATASETS = (
