@@ -297,7 +297,8 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert cli.main(["ablation", "--methods", "maple", "--data", str(tmp_path)]) == 2
     assert "no ablation runs for METHOD 'maple'" in capsys.readouterr().err
     assert cli.main(["fewshot", "--methods", "nope", "--data", str(tmp_path)]) == 2
-    assert "unknown METHOD 'nope'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown METHOD 'nope'" in err and err.rstrip().endswith(" plot plotpp coop")
 
 
 def test_run_all_wraps_the_sweep(repo_root, benchmark_root, fast_python, tmp_path):

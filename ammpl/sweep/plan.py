@@ -127,9 +127,8 @@ def _check_method(protocol: str, method: str) -> None:
     if protocol == "zeroshot" and method in ("zsclip", "coop"):
         return
     if protocol != "zeroshot" and not (SCRIPTS / method / "fewshot.sh").is_file():
-        raise ConfigError(
-            f"unknown METHOD '{method}' for {protocol}; use one of: {' '.join(trainable_methods())}"
-        )
+        known = " ".join([*trainable_methods(), *(["coop"] if protocol == "fewshot" else [])])
+        raise ConfigError(f"unknown METHOD '{method}' for {protocol}; use one of: {known}")
     if protocol in ("base2new", "xd") and not (SCRIPTS / method / f"{protocol}_train.sh").is_file():
         present = " ".join(sorted(p.name for p in (SCRIPTS / method).glob("*.sh")))
         raise ConfigError(
