@@ -6,9 +6,12 @@
 # again. It prints "run i/N" before each run, a summary at the end, and the protocol's table.
 # usage: DATA=/path/to/datasets scripts/run_all.sh PROTOCOL METHOD [--dry-run] [KEY VALUE ...]
 #   PROTOCOL  fewshot | base2new | xd | ablation | zeroshot
-#   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt | promptsrc | kgcoop  (coop: fewshot
-#             only, CoOp's epoch-by-shots configs; zsclip: zeroshot only; vp, dpt: fewshot only)
-#             plot | plotpp: fewshot only (PLOT's epochs-by-shots rule; N or M from the env)
+#   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt | promptsrc | kgcoop: fewshot,
+#             base2new, xd (ablation: ammpl only)
+#             vp | dpt | plot | plotpp: fewshot only (plot, plotpp: PLOT's epochs-by-shots
+#             rule; N or M from the environment)
+#             coop: fewshot (CoOp's epoch-by-shots configs); zsclip (or coop): zeroshot
+#             (the list comes from scripts/*/fewshot.sh: ammpl-sweep --help)
 # Env (defaults in brackets):
 #   DATASETS    [the AMMPL paper's 9: caltech101 dtd eurosat fgvc_aircraft oxford_flowers
 #                food101 oxford_pets sun397 ucf101]

@@ -331,10 +331,13 @@ def test_a_refused_submission_is_one_line(tmp_path):
 
 
 def test_help_names_every_method_with_scripts(repo_root):
-    """`--methods` help is read from scripts/*/fewshot.sh, so a new method shows up there."""
+    """`--methods` help is read from scripts/*/fewshot.sh, so a new method shows up there;
+    run_all.sh's usage text names each too."""
     text = " ".join(cli.build_parser().format_help().split())
     methods = {p.parent.name for p in (repo_root / "scripts").glob("*/fewshot.sh")}
     methods.discard("protocols")
     assert {"vp", "dpt", "plot", "plotpp", "promptsrc", "kgcoop"} <= methods
     assert all(f" {m} " in text for m in methods)
     assert "fewshot only: vp dpt plot plotpp coop;" in text
+    header = (repo_root / "scripts" / "run_all.sh").read_text().split("# Env")[0]
+    assert all(f" {m} " in header.replace("|", " ") for m in methods)
