@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 import time
@@ -340,4 +341,4 @@ def test_help_names_every_method_with_scripts(repo_root):
     assert all(f" {m} " in text for m in methods)
     assert "fewshot only: vp dpt plot plotpp coop;" in text
     header = (repo_root / "scripts" / "run_all.sh").read_text().split("# Env")[0]
-    assert all(f" {m} " in header.replace("|", " ") for m in methods)
+    assert methods <= set(re.findall(r"[a-z]+", header))
