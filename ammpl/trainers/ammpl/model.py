@@ -32,6 +32,7 @@ from ammpl.clip.text_encoder import TextEncoder
 from ammpl.trainers.ammpl.chunking import BlockPlan, auto_budget
 from ammpl.trainers.ammpl.config import AmmplSettings
 from ammpl.trainers.ammpl.interaction import GroupedMLP, hidden_width
+from ammpl.trainers.ammpl.mask_stats import MaskCounter
 from ammpl.trainers.ammpl.masks import eval_mask, init_keep_probability, sample_train_mask
 from ammpl.trainers.ammpl.padding import (
     compose_images,
@@ -144,6 +145,7 @@ class AmmplPromptLearner(ClassPrompts):
             g = self.geometry
             self.f_T = GroupedMLP(groups, joint, hidden, g.channels * g.patch * g.patch)
         self._test_generator: torch.Generator | None = None
+        self.mask_counter = MaskCounter()  # training draws, read and reset once per epoch
         self.mode_changes = 0  # part of cache keys: every train()/eval() invalidates caches
 
     def train(self, mode: bool = True) -> AmmplPromptLearner:
@@ -160,7 +162,9 @@ class AmmplPromptLearner(ClassPrompts):
             return None
         s = self.settings
         if self.training:
-            return sample_train_mask(self.P, batch_size, s.mask_per_image)
+            mask = sample_train_mask(self.P, batch_size, s.mask_per_image)
+            self.mask_counter.update(mask)
+            return mask
         generator = None
         if s.test_mask == "sample":
             if self._test_generator is None:
