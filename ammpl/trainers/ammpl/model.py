@@ -298,6 +298,8 @@ class AmmplCLIP(nn.Module):
         s, pl = self.settings, self.prompt_learner
         images = images.to(self.image_encoder.dtype)
         mask = pl.sample_mask(images.shape[0])
+        if self.fast:
+            mask = self._simplified_mask(mask)
         budget = self._budget(images.shape[0] * pl.n_cls)
         x0 = tokens = text = None
         if mask is None or (s.interact and s.interaction_order == "image_first"):
@@ -308,6 +310,21 @@ class AmmplCLIP(nn.Module):
         if not s.interact:
             text = self._class_text_features(budget)
         return _Batch(images, mask, x0, tokens, text, budget)
+
+    @staticmethod
+    def _simplified_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The evaluation shortcut (exact): a test mask that hides no patch is no mask (each
+        image is then encoded once, not once per class), and a mask that hides the same
+        patches for every class keeps one class column (shared encoding when the fill does
+        not depend on the class). Never in training: there the straight-through gradient
+        of P depends on every (image, class) pair even where the mask keeps everything."""
+        if mask is None or mask.requires_grad:
+            return mask
+        if bool((mask == 1).all()):
+            return None
+        if mask.shape[1] > 1 and bool((mask == mask[:, :1]).all()):
+            return mask[:, :1]
+        return mask
 
     def _unprompted_features(self, images: torch.Tensor, budget: int) -> torch.Tensor:
         """x0 = ImageEn(I): frozen encoder, no learnable input, so no graph."""
@@ -366,11 +383,12 @@ class AmmplCLIP(nn.Module):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """E for the block, and z when the order computes it first (image_first)."""
         pl = self.prompt_learner
+        uses_E = pl.f_T is not None and batch.mask is not None  # E shows in masked patches
         if self.settings.interaction_order == "image_first":
             shift = pl.image_to_text(batch.x0[images][:, None], classes)
             z = self._text_features(classes, shift)
-            return (pl.text_to_image(z, classes) if pl.f_T is not None else None), z
-        if pl.f_T is None:
+            return (pl.text_to_image(z, classes) if uses_E else None), z
+        if not uses_E:
             return None, None
         return pl.text_to_image(self._text_features(classes), classes)[None], None
 
@@ -381,7 +399,9 @@ class AmmplCLIP(nn.Module):
     def _image_side_shared(self, batch: _Batch) -> bool:
         """Without interaction the image side depends on the class only through a
         class-specific P or N."""
-        return batch.mask is None or not self.settings.class_specific
+        if batch.mask is None or not self.settings.class_specific:
+            return True
+        return batch.mask.shape[1] == 1 and self.prompt_learner.pad is None
 
     def _shared_image_features(self, batch: _Batch) -> torch.Tensor:
         """(B, 1, e) when every class sees the same prompted image."""
