@@ -265,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             hiding = r["hiding_images_per_s"]
             rows.append([
-                k, path, f"{r['step'] * 1000:.0f}", f"{r['images_per_s']:.1f}",
-                f"{hiding:.1f}" if hiding else "",
+                k, path, f"{r['step'] * 1000:.0f}", f"{r['images_per_s']:.3g}",
+                f"{hiding:.3g}" if hiding else "",
                 f"{r['train_mib']:.0f}", f"{r['eval_mib']:.0f}", speedup,
                 f"{diff['logits']:.1e} / {diff['grads']:.1e}" if diff and path == "fast" else "",
             ])  # fmt: skip
