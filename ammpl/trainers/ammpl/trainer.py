@@ -84,7 +84,7 @@ class AMMPL(CLIPPromptTrainer):
         learner = self.model.prompt_learner
         if learner.P is None:
             return None
-        return mask_statistics(learner.P, learner.mask_counter.fraction())
+        return mask_statistics(learner.P, learner.mask_counter.per_class())
 
     def before_epoch(self) -> None:
         super().before_epoch()
