@@ -118,6 +118,9 @@ def test_vit_b16_counts_equal_the_t11_table():
     assert counts["PromptSRC"] == 46_080  # 9·4·512 + 9·4·768 (the paper's "46K")
     assert counts["PromptSRC (cross-dataset)"] == 15_360  # depth 3
     assert counts["KgCoOp"] == 2_048
+    assert counts["AMMPL (generalisable)"] == 78_084  # published (AMMPL.md): ctx 2,048 + P 196
+    # + N 768 + f_I 33,312 + f_T 41,760
+    assert counts["AMMPL (class-specific, 100 classes)"] == 100 * 78_084
 
 
 def test_reference_fp16_precision_map():

@@ -79,7 +79,9 @@ class ImageEncoder(nn.Module):
 
     `round_prompts_fp16` rounds the inserted prompts (shallow and deep) through fp16, the
     reference's unconditional `.half()` (quirk Q5), for the faithful reference-fp16 mode;
-    default False. `fused` selects scaled_dot_product_attention (exact).
+    default False. As in the reference, prompts are expanded over the batch before the
+    cast, so each sequence's gradient is rounded to fp16 before the batch sum. `fused`
+    selects scaled_dot_product_attention (exact).
     """
 
     def __init__(self, clip_model: nn.Module) -> None:
