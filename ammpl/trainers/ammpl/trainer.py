@@ -41,7 +41,6 @@ class AMMPL(CLIPPromptTrainer):
     """Adaptive Multi-Modality Prompt Learning (Wu et al., ACM MM 2024)."""
 
     CFG_NODE = "AMMPL"
-    IMAGE_TOWER = "vit"
     MODEL_NAME = "prompt_learner"
 
     def check_cfg(self, cfg) -> None:
