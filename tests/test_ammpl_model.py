@@ -402,3 +402,85 @@ def test_settings_are_validated():
     ):
         with pytest.raises(ConfigError):
             build_model(FEW, **bad)
+
+
+def count_image_sequences(model, monkeypatch) -> list[int]:
+    """Sequences through the image tower, per call of forward_tokens."""
+    seen: list[int] = []
+    original = model.image_encoder.forward_tokens
+
+    def counting(tokens, *args, **kwargs):
+        seen.append(tokens.shape[0])
+        return original(tokens, *args, **kwargs)
+
+    monkeypatch.setattr(model.image_encoder, "forward_tokens", counting)
+    return seen
+
+
+def plain_eval_logits(model, x):
+    model.fast = False
+    with torch.no_grad():
+        out = model(x)
+    model.fast = True
+    return out
+
+
+SHORTCUT_CONFIGS = [
+    dict(class_specific=True),
+    dict(class_specific=False),
+    dict(class_specific=True, interaction_order="text_first"),
+    dict(class_specific=False, interaction_order="text_first"),
+    dict(class_specific=True, interact=False),
+    dict(class_specific=True, test_mask="expected", p_init_mean=1.5),
+]
+
+
+@pytest.mark.parametrize(
+    "settings", SHORTCUT_CONFIGS, ids=lambda s: ",".join(f"{k}={v}" for k, v in s.items())
+)
+def test_eval_encodes_each_image_once_when_the_test_mask_hides_nothing(settings, monkeypatch):
+    """At P ~ N(0.9, 0.05²) the threshold mask keeps every patch: every class sees the same
+    image, so the image tower runs B times (the unprompted pass), not B + B·k."""
+    model = build_model(FEW, **settings).eval()
+    x = images(2)
+    assert bool((model.prompt_learner.sample_mask(2) == 1).all())
+    expected = plain_eval_logits(model, x)
+    seen = count_image_sequences(model, monkeypatch)
+    with torch.no_grad():
+        got = model(x)
+    assert sum(seen) == 2
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_eval_shares_the_encoding_when_every_class_hides_the_same_patches(monkeypatch):
+    """Class-specific P with equal masks, no interaction and no padding: the prompted image
+    does not depend on the class, so each image is encoded once (plus its unprompted pass
+    for nothing: no interaction needs none)."""
+    model = build_model(FEW, class_specific=True, interact=False, pad=False).eval()
+    pl = model.prompt_learner
+    with torch.no_grad():
+        pl.P.copy_(pl.P[0].expand_as(pl.P))
+        pl.P[:, 2:4, 1:5] = 0.1  # the same hidden patches for every class
+    x = images(2)
+    expected = plain_eval_logits(model, x)
+    seen = count_image_sequences(model, monkeypatch)
+    with torch.no_grad():
+        got = model(x)
+    assert sum(seen) == 2
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    with torch.no_grad():
+        pl.P[1, 0, 0] = 0.2  # one class differs: back to one encoding per pair
+    expected = plain_eval_logits(model, x)
+    seen.clear()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), expected, rtol=1e-4, atol=1e-4)
+    assert sum(seen) == 2 * len(FEW)
+
+
+def test_training_never_takes_the_shortcut(monkeypatch):
+    """In training, P's straight-through gradient needs every (image, class) pair."""
+    model = build_model(FEW, class_specific=True, p_init_mean=5.0, p_init_std=0.0).train()
+    seen = count_image_sequences(model, monkeypatch)
+    model(images(2)).sum().backward()
+    assert sum(seen) == 2 + 2 * len(FEW)  # the unprompted pass (for f_I), then every pair
+    assert model.prompt_learner.P.grad.abs().sum() > 0

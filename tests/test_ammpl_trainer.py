@@ -209,3 +209,30 @@ def test_shading_marks_exactly_the_masked_patches():
     outside = np.ones((224, 224), bool)
     outside[96:128, 160:192] = False
     assert (shaded[outside] == 200).all()
+
+
+def test_mask_statistics_per_epoch_in_log_and_results(repo_root, benchmark_root, tmp_path):
+    from ammpl.trainers.ammpl.mask_stats import mask_statistics
+
+    out = tmp_path / "run"
+    argv = args(repo_root, benchmark_root, out, CSC) + TINY
+    argv += ["OPTIM.MAX_EPOCH", "2", "DATASET.NUM_SHOTS", "1", "TEST.NO_TEST", "True"]
+    assert train_main(argv) == 0
+    log = (out / "log.txt").read_text().splitlines()
+    lines = [line for line in log if line.startswith("AMMPL mask epoch")]
+    assert [line.split("]")[0] for line in lines] == [
+        "AMMPL mask epoch [1/2",
+        "AMMPL mask epoch [2/2",
+    ]
+    epochs = json.loads((out / "results.json").read_text())["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    for entry in epochs:
+        mask = entry["mask"]
+        assert 0 < mask["train_masked"] < 1  # P ~ N(0.9, 0.05²): about 10 % masked
+        assert mask["keep_mean_min"] <= mask["keep_mean"] <= mask["keep_mean_max"]
+    state = torch.load(out / "prompt_learner" / "model.pth.tar-2", weights_only=False)
+    expected = mask_statistics(state["state_dict"]["P"], None)
+    last = epochs[-1]["mask"]
+    for key, value in expected.items():
+        if key != "train_masked":
+            assert last[key] == pytest.approx(value, abs=1e-6), key

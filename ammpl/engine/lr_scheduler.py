@@ -15,6 +15,11 @@ Stepping once per epoch (after the epoch's batches) therefore gives, for the CLI
 lr(e) = LR · ½(1 + cos(π(e−1)/MAX_EPOCH)) for e ≥ 1. Dassl's own warm-up class passes
 `verbose` to torch's base class, which current torch rejects; this one does not depend on
 that argument or on torch's private stepping helpers.
+
+A param group may carry `lr_mult` (AMMPL's P group, TRAINER.AMMPL.P_LR_MULT): its lr is
+that factor times the others' at every epoch. The successor schedules get this from the
+group's own initial lr; the warm-up's fixed values (WARMUP_CONS_LR, WARMUP_MIN_LR) are
+multiplied by it. Groups without `lr_mult` (every Dassl group) behave as in Dassl.
 """
 
 from __future__ import annotations
@@ -43,6 +48,10 @@ class _WarmupScheduler(LRScheduler):
 
     def warmup_lr(self, epoch: int) -> list[float]:
         raise NotImplementedError
+
+    def _fixed_lr(self, lr: float) -> list[float]:
+        """A warm-up value for every group, times the group's `lr_mult` (default 1)."""
+        return [lr * group.get("lr_mult", 1.0) for group in self.optimizer.param_groups]
 
     def get_lr(self) -> list[float]:
         if self.last_epoch >= self.warmup_epoch:
@@ -90,7 +99,7 @@ class ConstantWarmupScheduler(_WarmupScheduler):
         super().__init__(optimizer, successor, warmup_epoch)
 
     def warmup_lr(self, epoch: int) -> list[float]:
-        return [self.cons_lr for _ in self.base_lrs]
+        return self._fixed_lr(self.cons_lr)
 
 
 class LinearWarmupScheduler(_WarmupScheduler):
@@ -106,7 +115,7 @@ class LinearWarmupScheduler(_WarmupScheduler):
 
     def warmup_lr(self, epoch: int) -> list[float]:
         if epoch == 0:
-            return [self.min_lr for _ in self.base_lrs]
+            return self._fixed_lr(self.min_lr)
         return [lr * epoch / self.warmup_epoch for lr in self.base_lrs]
 
 

@@ -480,7 +480,13 @@ class SimpleTrainer(TrainerBase):
         metrics = {name: meter.avg for name, meter in meters.meters.items()} if meters else {}
         if getattr(self, "_epoch_seconds", None) is not None:
             metrics["time_s"] = round(self._epoch_seconds, 3)
+        metrics.update(self.epoch_extras())
         self.run_record.record_epoch(self.epoch + 1, metrics, getattr(self, "_epoch_lr", None))
+
+    def epoch_extras(self) -> dict[str, Any]:
+        """Method-specific facts of the epoch just trained, stored in its results.json
+        entry (e.g. AMMPL's mask statistics)."""
+        return {}
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()

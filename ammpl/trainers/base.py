@@ -154,7 +154,7 @@ class CLIPPromptTrainer(TrainerX):
 
         self.report_parameters()
         if trainable_parameters(registered):
-            self.optim = build_optimizer(list(trainable_parameters(registered).values()), cfg.OPTIM)
+            self.optim = build_optimizer(self.optimizer_param_groups(registered), cfg.OPTIM)
             self.sched = build_lr_scheduler(self.optim, cfg.OPTIM)
         else:
             self.optim, self.sched = None, None
@@ -162,6 +162,12 @@ class CLIPPromptTrainer(TrainerX):
 
         self.scaler = make_grad_scaler(self.precision, self.device)
         self.record_run_info()
+
+    def optimizer_param_groups(self, registered: nn.Module) -> list:
+        """What the optimiser trains: every trainable tensor in one group with Dassl's
+        OPTIM settings. A method overrides this to give some tensors their own group (the
+        first group must stay the main one: the logged lr is that of group 0)."""
+        return list(trainable_parameters(registered).values())
 
     def report_parameters(self) -> None:
         print(parameter_report(self.model, type(self).__name__))

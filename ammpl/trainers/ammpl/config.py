@@ -28,10 +28,18 @@ def extend_cfg(cfg: CN) -> None:
     node.PREC = "fp16"
     node.P_INIT_MEAN = 0.9
     node.P_INIT_STD = 0.05
+    # P (the keep probabilities) is its own optimiser group: lr = OPTIM.LR × P_LR_MULT at
+    # every epoch (warm-up included) and no weight decay (decay would pull every keep
+    # probability towards 0, "mask everything"). The other tensors keep OPTIM.WEIGHT_DECAY.
+    node.P_LR_MULT = 1.0
     node.PAD_INIT_STD = 0.02
     node.MASK = True  # C1: learnable patch mask
     node.PAD = True  # C2: learnable padding of masked patches
-    node.INTERACT = True  # C3: image → text shift and text → padding networks
+    # C3: image → text shift and text → padding networks. f_I and f_T receive L2-normalised
+    # features (x/‖x‖, z/‖z‖), as CoCoOp's meta-net does: CLIP's features are only compared
+    # by cosine, so their norm carries no meaning, and normalising keeps the networks' inputs
+    # at a fixed scale whatever the backbone.
+    node.INTERACT = True
     node.MASK_PER_IMAGE = True
     node.TEST_MASK = "threshold"
     node.TEXT_SHIFT = "vector"
@@ -59,6 +67,7 @@ class AmmplSettings:
     class_specific: bool = False
     p_init_mean: float = 0.9
     p_init_std: float = 0.05
+    p_lr_mult: float = 1.0
     pad_init_std: float = 0.02
     mask: bool = True
     pad: bool = True
@@ -83,6 +92,8 @@ class AmmplSettings:
             raise ConfigError(
                 f"TRAINER.AMMPL.CLASS_CHUNK must be ≥ 0 (0 = automatic), got {self.class_chunk}"
             )
+        if not self.p_lr_mult >= 0:
+            raise ConfigError(f"TRAINER.AMMPL.P_LR_MULT must be ≥ 0, got {self.p_lr_mult}")
         if self.p_init_std < 0 or self.pad_init_std < 0:
             raise ConfigError("TRAINER.AMMPL.P_INIT_STD and PAD_INIT_STD must be ≥ 0")
 
@@ -98,6 +109,7 @@ class AmmplSettings:
             class_specific=bool(node.CLASS_SPECIFIC),
             p_init_mean=float(node.P_INIT_MEAN),
             p_init_std=float(node.P_INIT_STD),
+            p_lr_mult=float(node.P_LR_MULT),
             pad_init_std=float(node.PAD_INIT_STD),
             mask=bool(node.MASK),
             pad=bool(node.PAD),

@@ -32,6 +32,7 @@ from ammpl.clip.text_encoder import TextEncoder
 from ammpl.trainers.ammpl.chunking import BlockPlan, auto_budget
 from ammpl.trainers.ammpl.config import AmmplSettings
 from ammpl.trainers.ammpl.interaction import GroupedMLP, hidden_width
+from ammpl.trainers.ammpl.mask_stats import MaskCounter
 from ammpl.trainers.ammpl.masks import eval_mask, init_keep_probability, sample_train_mask
 from ammpl.trainers.ammpl.padding import (
     compose_images,
@@ -144,6 +145,7 @@ class AmmplPromptLearner(ClassPrompts):
             g = self.geometry
             self.f_T = GroupedMLP(groups, joint, hidden, g.channels * g.patch * g.patch)
         self._test_generator: torch.Generator | None = None
+        self.mask_counter = MaskCounter()  # training draws, read and reset once per epoch
         self.mode_changes = 0  # part of cache keys: every train()/eval() invalidates caches
 
     def train(self, mode: bool = True) -> AmmplPromptLearner:
@@ -160,7 +162,9 @@ class AmmplPromptLearner(ClassPrompts):
             return None
         s = self.settings
         if self.training:
-            return sample_train_mask(self.P, batch_size, s.mask_per_image)
+            mask = sample_train_mask(self.P, batch_size, s.mask_per_image)
+            self.mask_counter.update(mask)
+            return mask
         generator = None
         if s.test_mask == "sample":
             if self._test_generator is None:
@@ -294,6 +298,8 @@ class AmmplCLIP(nn.Module):
         s, pl = self.settings, self.prompt_learner
         images = images.to(self.image_encoder.dtype)
         mask = pl.sample_mask(images.shape[0])
+        if self.fast:
+            mask = self._simplified_mask(mask)
         budget = self._budget(images.shape[0] * pl.n_cls)
         x0 = tokens = text = None
         if mask is None or (s.interact and s.interaction_order == "image_first"):
@@ -304,6 +310,21 @@ class AmmplCLIP(nn.Module):
         if not s.interact:
             text = self._class_text_features(budget)
         return _Batch(images, mask, x0, tokens, text, budget)
+
+    @staticmethod
+    def _simplified_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+        """The evaluation shortcut (exact): a test mask that hides no patch is no mask (each
+        image is then encoded once, not once per class), and a mask that hides the same
+        patches for every class keeps one class column (shared encoding when the fill does
+        not depend on the class). Never in training: there the straight-through gradient
+        of P depends on every (image, class) pair even where the mask keeps everything."""
+        if mask is None or mask.requires_grad:
+            return mask
+        if bool((mask == 1).all()):
+            return None
+        if mask.shape[1] > 1 and bool((mask == mask[:, :1]).all()):
+            return mask[:, :1]
+        return mask
 
     def _unprompted_features(self, images: torch.Tensor, budget: int) -> torch.Tensor:
         """x0 = ImageEn(I): frozen encoder, no learnable input, so no graph."""
@@ -362,11 +383,12 @@ class AmmplCLIP(nn.Module):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """E for the block, and z when the order computes it first (image_first)."""
         pl = self.prompt_learner
+        uses_E = pl.f_T is not None and batch.mask is not None  # E shows in masked patches
         if self.settings.interaction_order == "image_first":
             shift = pl.image_to_text(batch.x0[images][:, None], classes)
             z = self._text_features(classes, shift)
-            return (pl.text_to_image(z, classes) if pl.f_T is not None else None), z
-        if pl.f_T is None:
+            return (pl.text_to_image(z, classes) if uses_E else None), z
+        if not uses_E:
             return None, None
         return pl.text_to_image(self._text_features(classes), classes)[None], None
 
@@ -377,7 +399,9 @@ class AmmplCLIP(nn.Module):
     def _image_side_shared(self, batch: _Batch) -> bool:
         """Without interaction the image side depends on the class only through a
         class-specific P or N."""
-        return batch.mask is None or not self.settings.class_specific
+        if batch.mask is None or not self.settings.class_specific:
+            return True
+        return batch.mask.shape[1] == 1 and self.prompt_learner.pad is None
 
     def _shared_image_features(self, batch: _Batch) -> torch.Tensor:
         """(B, 1, e) when every class sees the same prompted image."""

@@ -15,9 +15,10 @@ from torch import nn
 
 from ammpl.engine import TRAINER_REGISTRY
 from ammpl.trainers.ammpl.config import AmmplSettings
+from ammpl.trainers.ammpl.mask_stats import format_mask_line, mask_statistics
 from ammpl.trainers.ammpl.model import AmmplCLIP
 from ammpl.trainers.ammpl.viz import META_FILE
-from ammpl.trainers.base import CLIPPromptTrainer
+from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
 from ammpl.utils import write_json
 
 
@@ -62,6 +63,43 @@ class AMMPL(CLIPPromptTrainer):
                 "no effect (use 'vector', the default, for a working shift)"
             )
         return AmmplCLIP(settings, classnames, clip_model)
+
+    def optimizer_param_groups(self, registered: nn.Module) -> list:
+        """P in a group of its own: lr × P_LR_MULT (`lr_mult` makes the warm-up scale it too)
+        and no weight decay, which would pull every keep probability towards 0 ("mask
+        everything"). The other tensors form the first group with Dassl's settings."""
+        params = trainable_parameters(registered)
+        P = params.pop("P", None)
+        if P is None:
+            return list(params.values())
+        mult = float(self.cfg.TRAINER.AMMPL.P_LR_MULT)
+        print(f"AMMPL: P trains with lr × {mult:g} and no weight decay")
+        return [
+            {"params": list(params.values())},
+            {"params": [P], "lr": self.cfg.OPTIM.LR * mult, "weight_decay": 0.0, "lr_mult": mult},
+        ]
+
+    def mask_stats(self) -> dict | None:
+        """This epoch's mask statistics (ammpl.trainers.ammpl.mask_stats), None without P."""
+        learner = self.model.prompt_learner
+        if learner.P is None:
+            return None
+        return mask_statistics(learner.P, learner.mask_counter.fraction())
+
+    def before_epoch(self) -> None:
+        super().before_epoch()
+        self.model.prompt_learner.mask_counter.reset()
+
+    def after_epoch(self) -> None:
+        stats = self.mask_stats()
+        self._epoch_mask_stats = stats
+        if stats is not None:
+            print(format_mask_line(self.epoch + 1, self.max_epoch, stats))
+        super().after_epoch()
+
+    def epoch_extras(self) -> dict:
+        stats = getattr(self, "_epoch_mask_stats", None)
+        return {} if stats is None else {"mask": stats}
 
     def save_model(self, epoch, directory, is_best=False, val_result=None, model_name=""):
         super().save_model(epoch, directory, is_best, val_result, model_name)
