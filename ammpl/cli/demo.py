@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"==> {label}: base {base:.2f}, novel {new:.2f} ({out / trainer})", flush=True)
 
     print()
-    print(f"Base-to-new on {DEMO_DATASET} ({SHOTS} shots, seed 1, backbone {backbone}), accuracy %:")
+    print(
+        f"Base-to-new on {DEMO_DATASET} ({SHOTS} shots, seed 1, backbone {backbone}), accuracy %:"
+    )
     print(tabulate(rows, headers=["method", "Base", "Novel", "HM", "time"], floatfmt=".2f"))
     print(f"total {time.time() - started:.0f} s")
     return 0

@@ -31,13 +31,6 @@ from torch import nn
 
 from ammpl.clip.precision import to_reference_half
 from ammpl.clip.tiny import TINY_BACKBONE_NAME, build_tiny_clip
-from ammpl.mini.model import (
-    MINI_BACKBONE_NAME,
-    MINI_WEIGHTS_FILE,
-    MINI_WEIGHTS_HASH,
-    build_mini_clip,
-    unpack_state,
-)
 from ammpl.clip.weights import (
     ResolvedWeights,
     WeightsNotFoundError,
@@ -47,6 +40,13 @@ from ammpl.clip.weights import (
     resolve_weights,
     tensors_hash,
     weights_hash,
+)
+from ammpl.mini.model import (
+    MINI_BACKBONE_NAME,
+    MINI_WEIGHTS_FILE,
+    MINI_WEIGHTS_HASH,
+    build_mini_clip,
+    unpack_state,
 )
 from ammpl.utils import BackboneError, closest_name
 

@@ -4,8 +4,9 @@ Resolution order for a backbone, stopping at the first hit (ARCHITECTURE.md, "op
 for CLIP"): explicit file (`path` argument / MODEL.BACKBONE.PATH, then the
 AMMPL_CLIP_PATH environment variable) → the file shipped in the package (`mini` only) →
 OpenAI-format file in the CLIP cache (`~/.cache/clip/<OpenAI file name>`) → open_clip /
-Hugging Face cache (local files only) → download through open_clip (skipped offline). When everything fails, one error lists
-every place that was tried and the command that fetches the weights.
+Hugging Face cache (local files only) → download through open_clip (skipped offline). When
+everything fails, one error lists every place that was tried and the command that fetches
+the weights.
 
 Reading accepts what users already have: OpenAI's TorchScript archives, plain state
 dicts (also wrapped in {"state_dict": ...} and with DistributedDataParallel's "module."
