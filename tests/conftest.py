@@ -55,9 +55,9 @@ def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The MiniShapes dataset of the mini benchmark, built once per session."""
+    """The MiniColors dataset of the mini benchmark, built once per session."""
     from ammpl.mini.benchmark import build_benchmark
 
     root = tmp_path_factory.mktemp("mini_data")
-    build_benchmark(str(root), ["MiniShapes"], log=lambda _: None)
+    build_benchmark(str(root), ["MiniColors"], log=lambda _: None)
     return root

@@ -1,7 +1,7 @@
 """On the mini benchmark the committed `mini` CLIP is a real zero-shot classifier, and every
 prompt-learning method improves on it: the tests that catch "it runs but does not learn".
 
-MiniShapes, seed 1, base classes (6 of 12). Each method runs its shipped mini config
+MiniColors, seed 1, base classes (6 of 12). Each method runs its shipped mini config
 (configs/trainers/<M>/mini.yaml) with a test budget (8 shots, fewer epochs); the margin over
 zero-shot is stated in LEARNING_MARGIN. The zero-shot figure is docs/MINI.md's.
 """
@@ -17,7 +17,7 @@ from ammpl.cli.train import main
 from ammpl.clip import load_backbone
 from ammpl.mini.model import MINI_WEIGHTS_FILE, MINI_WEIGHTS_HASH
 
-# Zero-shot accuracy (%) of the committed weights on the MiniShapes test split (all 12
+# Zero-shot accuracy (%) of the committed weights on the MiniColors test split (all 12
 # classes, "a photo of a {}."), as stated in docs/MINI.md, and the tolerance for other
 # torch versions / CPUs.
 ZERO_SHOT_ALL = 0.0
@@ -40,7 +40,7 @@ def run(repo_root: Path, root: Path, out: Path, trainer: str, *extra: str) -> fl
             "--root", str(root),
             "--seed", "1",
             "--trainer", trainer,
-            "--dataset-config-file", str(repo_root / "configs/datasets/mini_shapes.yaml"),
+            "--dataset-config-file", str(repo_root / "configs/datasets/mini_colors.yaml"),
             "--config-file", str(repo_root / f"configs/trainers/{method}/mini.yaml"),
             "--output-dir", str(out),
             *extra,

@@ -85,7 +85,7 @@ def test_a_short_pretraining_run_lowers_the_contrastive_loss():
 
 
 def test_benchmark_layout_is_coop_like(mini_root):
-    spec = MINI_DATASETS["MiniShapes"]
+    spec = MINI_DATASETS["MiniColors"]
     folder = mini_root / spec.folder
     split = json.loads((folder / spec.split_file).read_text())
     sizes = dict(SPLIT_SIZES)
@@ -99,8 +99,8 @@ def test_benchmark_layout_is_coop_like(mini_root):
 
 
 def test_building_again_keeps_the_existing_data(mini_root, capsys):
-    assert data_main(["mini", "--root", str(mini_root), "MiniShapes"]) == 0
-    assert "kept MiniShapes" in capsys.readouterr().out
+    assert data_main(["mini", "--root", str(mini_root), "MiniColors"]) == 0
+    assert "kept MiniColors" in capsys.readouterr().out
 
 
 def test_unknown_mini_dataset_is_a_one_line_error(tmp_path, capsys):
@@ -110,9 +110,9 @@ def test_unknown_mini_dataset_is_a_one_line_error(tmp_path, capsys):
 
 
 def test_a_folder_without_split_file_is_not_overwritten(tmp_path):
-    (tmp_path / "mini_shapes").mkdir()
+    (tmp_path / "mini_colors").mkdir()
     with pytest.raises(DataError, match="remove the folder"):
-        build_benchmark(str(tmp_path), ["MiniShapes"], log=lambda _: None)
+        build_benchmark(str(tmp_path), ["MiniColors"], log=lambda _: None)
 
 
 def test_every_mini_dataset_has_enough_classes_and_one_has_thirty():

@@ -23,8 +23,8 @@ from tabulate import tabulate
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = os.path.join("~", ".cache", "ammpl", "datasets")
-DEMO_DATASET = "MiniShapes"
-DEMO_DATASET_CONFIG = "configs/datasets/mini_shapes.yaml"
+DEMO_DATASET = "MiniColors"
+DEMO_DATASET_CONFIG = "configs/datasets/mini_colors.yaml"
 SHOTS = 16
 DEMO_RUNS = (
     # (label, trainer, method config)

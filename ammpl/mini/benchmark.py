@@ -4,11 +4,14 @@ Each dataset is a different label space over the world's words, drawn in a style
 pretraining never showed (the analogue of EuroSAT or DTD for CLIP), so zero-shot `mini`
 is well above chance but far from perfect:
 
-- MiniShapes (12 classes): name the shape; blurred, noisy, low-contrast photos on clutter.
-- MiniColorPatterns (32 classes): name colour and pattern ("red striped shape"); a strong
-  random colour cast over a cluttered canvas.
-- MiniObjects (24 classes): name a colour–shape object ("green heart"); half the images
-  are outline drawings, on clutter.
+- MiniColors (12 classes): name the colour ("red shape"); orange light, noise, clutter.
+- MiniColorPatterns (32 classes): name colour and pattern ("red striped shape"); blue
+  light over a cluttered canvas.
+- MiniScenes (36 classes): name colour and background ("blue shape on sand"); green
+  light, blurred and noisy photos.
+
+The light is the same for every image of a dataset: a consistent domain shift that
+misleads zero-shot and that a few labelled shots can correct.
 
 Layout per dataset (what CoOp's readers expect): `<root>/<folder>/images/<class folder>/
 <n>.png`, `split_zhou_<Name>.json` ([path, label, class name] lists) and `classnames.txt`.
@@ -24,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ammpl.mini.world import COLOURS, PATTERNS, SHAPES, Style, render, sample_scene
+from ammpl.mini.world import BACKGROUNDS, COLOURS, PATTERNS, Style, render, sample_scene
 from ammpl.utils.errors import DataError
 from ammpl.utils.io import atomic_write_text, write_json
 
@@ -57,29 +60,19 @@ def _class(name: str, **factors: str) -> MiniClass:
     return MiniClass(name.replace(" ", "_"), name, factors)
 
 
-def _object_classes(count: int, seed: int) -> tuple[MiniClass, ...]:
-    """`count` colour–shape pairs, each shape used equally often, colours spread."""
-    rng = np.random.default_rng(seed)
-    colours = [c for c in COLOURS if c not in ("gray", "white", "black")]
-    pairs: list[tuple[str, str]] = []
-    for round_ in range(count // len(SHAPES)):
-        order = rng.permutation(len(colours))
-        for index, shape in enumerate(SHAPES):
-            colour = colours[int(order[(index + round_) % len(colours)])]
-            pairs.append((colour, shape))
-    return tuple(_class(f"{colour} {shape}", colour=colour, shape=shape) for colour, shape in pairs)
-
-
 MINI_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown")
+SCENE_COLOURS = ("red", "blue", "yellow", "purple", "pink", "white")
 
 MINI_DATASETS: dict[str, MiniDatasetSpec] = {
     spec.name: spec
     for spec in (
         MiniDatasetSpec(
-            name="MiniShapes",
-            folder="mini_shapes",
-            classes=tuple(_class(shape, shape=shape) for shape in SHAPES),
-            style=Style(blur=0.9, noise=22.0, clutter=12, contrast=0.7, backgrounds="clutter"),
+            name="MiniColors",
+            folder="mini_colors",
+            classes=tuple(_class(f"{colour} shape", colour=colour) for colour in COLOURS),
+            style=Style(
+                cast=0.4, tint=(255, 160, 40), noise=14.0, clutter=10, backgrounds="clutter"
+            ),
             seed=101,
         ),
         MiniDatasetSpec(
@@ -90,14 +83,20 @@ MINI_DATASETS: dict[str, MiniDatasetSpec] = {
                 for colour in MINI_COLOURS
                 for pattern in PATTERNS
             ),
-            style=Style(cast=0.35, noise=10.0, clutter=8, backgrounds="clutter"),
+            style=Style(
+                cast=0.35, tint=(60, 110, 255), noise=10.0, clutter=8, backgrounds="clutter"
+            ),
             seed=202,
         ),
         MiniDatasetSpec(
-            name="MiniObjects",
-            folder="mini_objects",
-            classes=_object_classes(24, seed=303),
-            style=Style(outline=0.5, blur=0.5, noise=12.0, clutter=6, backgrounds="clutter"),
+            name="MiniScenes",
+            folder="mini_scenes",
+            classes=tuple(
+                _class(f"{colour} shape on {background}", colour=colour, background=background)
+                for background in BACKGROUNDS
+                for colour in SCENE_COLOURS
+            ),
+            style=Style(cast=0.35, tint=(90, 255, 120), blur=1.0, noise=16.0, clutter=6),
             seed=303,
         ),
     )

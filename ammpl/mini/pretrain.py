@@ -1,6 +1,6 @@
 """Contrastive pretraining of the `mini` CLIP on the mini world (CPU, minutes).
 
-    OMP_NUM_THREADS=1 python -m ammpl.mini.pretrain --steps 1200 --out mini_clip.pt
+    OMP_NUM_THREADS=1 python -m ammpl.mini.pretrain --steps 900 --out mini_clip.pt
 
 Every step draws a fresh batch of captioned images from the world (no data set on disk),
 so the model sees each combination of factors in many phrasings. AdamW with linear warm-up
@@ -106,7 +106,7 @@ def learning_rate(step: int, steps: int, base_lr: float, warmup: int) -> float:
 def pretrain(
     steps: int,
     batch_size: int = 96,
-    lr: float = 1e-3,
+    lr: float = 2e-3,
     weight_decay: float = 0.1,
     seed: int = 0,
     warmup: int = 100,
@@ -153,9 +153,9 @@ def save_weights(model: torch.nn.Module, out: Path, record: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ammpl.mini.pretrain", description=__doc__)
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=900)
     parser.add_argument("--batch-size", type=int, default=96)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--log-every", type=int, default=50)

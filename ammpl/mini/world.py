@@ -78,7 +78,8 @@ class Scene:
 class Style:
     """How a domain draws scenes; the default is the pretraining domain.
 
-    `cast` tints the whole image towards a random colour by up to that share; `clutter`
+    `cast` mixes that share of the fixed colour `tint` into every pixel (a consistent
+    lighting of the domain, which few-shot learning can undo and zero-shot cannot); `clutter`
     adds that many small coloured blobs and lines; `outline` draws shapes as a dark
     outline around a pale fill with that probability; `backgrounds` None means the six
     named backgrounds, "clutter" a grey cluttered canvas never seen in pretraining.
@@ -87,6 +88,7 @@ class Style:
     blur: float = 0.0
     noise: float = 0.0
     cast: float = 0.0
+    tint: tuple[int, int, int] = (255, 255, 255)
     clutter: int = 0
     outline: float = 0.0
     contrast: float = 1.0
@@ -101,7 +103,7 @@ PRETRAIN_STYLE = Style()
 
 def sample_scene(rng: np.random.Generator, **fixed: str) -> Scene:
     """A random scene; keyword arguments pin factors (e.g. shape="star")."""
-    count = int(fixed.get("count") or rng.choice([1, 1, 1, 2, 3]))
+    count = int(fixed.get("count") or rng.choice([1, 1, 1, 1, 1, 1, 2, 3]))
     size = fixed.get("size") or (str(rng.choice(SIZES)) if count == 1 else "small")
     return Scene(
         shape=fixed.get("shape") or str(rng.choice(SHAPES)),
@@ -117,11 +119,11 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     """A caption naming a random subset of the scene's factors (at least one)."""
     while True:
         named = {
-            "shape": rng.uniform() < 0.75,
-            "colour": rng.uniform() < 0.7,
-            "pattern": rng.uniform() < 0.5,
+            "shape": rng.uniform() < 0.85,
+            "colour": rng.uniform() < 0.6,
+            "pattern": rng.uniform() < 0.4,
             "size": scene.count == 1 and rng.uniform() < 0.3,
-            "background": rng.uniform() < 0.25,
+            "background": rng.uniform() < 0.2,
         }
         if any(named.values()):
             break
@@ -287,7 +289,10 @@ def _add_clutter(pixels: np.ndarray, count: int, rng: np.random.Generator) -> np
 
 def _placements(scene: Scene, rng: np.random.Generator) -> list[tuple[float, float, float]]:
     """(cx, cy, radius) per copy, kept apart so that copies can be counted."""
-    radius = rng.uniform(13.0, 18.0) if scene.size == "large" else rng.uniform(6.5, 9.0)
+    if scene.count > 1:
+        radius = rng.uniform(7.5, 9.5)
+    else:
+        radius = rng.uniform(15.0, 20.0) if scene.size == "large" else rng.uniform(9.0, 12.0)
     margin = radius * 1.15 + 1
     spots: list[tuple[float, float, float]] = []
     for _ in range(200):
@@ -321,8 +326,7 @@ def render(scene: Scene, rng: np.random.Generator, style: Style = PRETRAIN_STYLE
     if style.contrast != 1.0:
         pixels = pixels.mean() + (pixels - pixels.mean()) * style.contrast
     if style.cast:
-        tint = rng.integers(0, 256, size=3).astype(np.float64)
-        pixels = pixels * (1 - style.cast) + tint * style.cast
+        pixels = pixels * (1 - style.cast) + np.asarray(style.tint, dtype=np.float64) * style.cast
     if style.noise:
         pixels = pixels + rng.normal(0.0, style.noise, size=pixels.shape)
     image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")

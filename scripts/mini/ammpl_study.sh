@@ -2,7 +2,7 @@
 # docs/MINI.md's AMMPL study: the keep-probability learning rate (TRAINER.AMMPL.P_LR_MULT),
 # the initial keep probability (P_INIT_MEAN) and the four test-mask modes, base-to-new.
 # usage: DATA=/path/to/data scripts/mini/ammpl_study.sh [KEY VALUE ...]
-# Env: DATASET [mini_shapes], SEEDS [1], VARIANTS ["1:0.9 10:0.9 100:0.9 1:0.6 10:0.6"],
+# Env: DATASET [mini_colors], SEEDS [1], VARIANTS ["1:0.9 10:0.9 100:0.9 1:0.6 10:0.6"],
 #      MODES [threshold expected sample none], OUTPUT_ROOT [output].
 # Each variant P_LR_MULT:P_INIT_MEAN trains on the base classes (every epoch's checkpoint is
 # kept for `ammpl-viz masks`), then each mode evaluates it on the base and the new classes.
@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 parse_script_flags "$@"
 set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
-DATASET=${DATASET:-mini_shapes}
+DATASET=${DATASET:-mini_colors}
 require_data
 CONFIG="$(method_config AMMPL mini)"
 DATASET_CONFIG="$(dataset_config "$DATASET")"

@@ -5,7 +5,7 @@
 #   PART  zeroshot | base2new | fewshot
 # Build the data first: ammpl-data mini --root "$DATA". Finished runs are skipped, so an
 # interrupted PART resumes. Env (defaults in brackets):
-#   DATASETS    [mini_shapes mini_colorpatterns mini_objects]
+#   DATASETS    [mini_colors mini_colorpatterns mini_scenes]
 #   METHODS     [coop cocoop ivlp vpt maple ammpl]
 #   SEEDS       [1 2 3]
 #   SHOTS_LIST  [fewshot: 1 2 4 8 16]
@@ -20,7 +20,7 @@ shift
 SCRIPTS="$REPO_ROOT/scripts"
 FLAGS=()
 [[ "$DRY_RUN" == "1" ]] && FLAGS=(--dry-run)
-DATASETS=${DATASETS:-mini_shapes mini_colorpatterns mini_objects}
+DATASETS=${DATASETS:-mini_colors mini_colorpatterns mini_scenes}
 METHODS=${METHODS:-coop cocoop ivlp vpt maple ammpl}
 SEEDS=${SEEDS:-1 2 3}
 export CFG=mini
