@@ -253,13 +253,13 @@ def _align_with_open_clip(model: nn.Module, state: dict[str, torch.Tensor]) -> d
 
 # -- loading --------------------------------------------------------------------------
 def _load_weights_into(spec: BackboneSpec, resolved: ResolvedWeights) -> nn.Module:
-    state = read_state_dict(resolved.path)
     file_hash = weights_hash(resolved.path)
     if resolved.kind == "bundled" and spec.bundled_hash and file_hash != spec.bundled_hash:
         raise BackboneError(
             f"the {spec.name} weights shipped at {resolved.path} have hash {file_hash}, not the "
             f"recorded {spec.bundled_hash}; reinstall the package (pip install -e .)"
         )
+    state = read_state_dict(resolved.path)
     if spec.unpack_state is not None:
         state = spec.unpack_state(state)
     model = build_architecture(spec)
