@@ -18,7 +18,7 @@ from ammpl.clip import weights
 
 
 def _quick_runs(repo_root: Path, tmp_path: Path) -> tuple:
-    config = yaml.safe_load((repo_root / "configs/trainers/CoOp/demo_mini.yaml").read_text())
+    config = yaml.safe_load((repo_root / "configs/trainers/CoOp/mini.yaml").read_text())
     config["OPTIM"]["MAX_EPOCH"] = 2
     quick = tmp_path / "coop_quick.yaml"
     quick.write_text(yaml.safe_dump(config))
@@ -28,7 +28,7 @@ def _quick_runs(repo_root: Path, tmp_path: Path) -> tuple:
     )
 
 
-def _no_weights(sources, path=None):
+def _no_weights():
     raise weights.WeightsNotFoundError("not found", ["path argument", "AMMPL_CLIP_PATH"])
 
 
@@ -37,7 +37,7 @@ def test_demo_prints_the_table_with_one_notice_and_reuses_runs(
 ):
     monkeypatch.setattr(demo, "DEMO_RUNS", _quick_runs(repo_root, tmp_path))
     monkeypatch.setattr(demo, "SHOTS", 4)
-    monkeypatch.setattr(weights, "resolve_weights", _no_weights)
+    monkeypatch.setattr(demo, "find_real_weights", _no_weights)
     args = ["--root", str(mini_root), "--output-dir", str(tmp_path / "out")]
     assert demo.main(args) == 0
     first = capsys.readouterr().out
@@ -58,7 +58,7 @@ def test_demo_prints_the_table_with_one_notice_and_reuses_runs(
 
 
 def test_demo_backbone_override_skips_the_weights_lookup(monkeypatch):
-    monkeypatch.setattr(weights, "resolve_weights", _no_weights)
+    monkeypatch.setattr(demo, "find_real_weights", _no_weights)
     assert demo.choose_backbone("mini") == ("mini", [])
     name, overrides = demo.choose_backbone("ViT-B/16")
     assert name == "ViT-B/16" and overrides[-1] == "(224, 224)"

@@ -28,24 +28,31 @@ DEMO_DATASET_CONFIG = "configs/datasets/mini_colors.yaml"
 SHOTS = 16
 DEMO_RUNS = (
     # (label, trainer, method config)
-    ("Zero-shot CLIP", "ZeroshotCLIP", "configs/trainers/CoOp/demo_mini.yaml"),
-    ("CoOp", "CoOp", "configs/trainers/CoOp/demo_mini.yaml"),
-    ("CoCoOp", "CoCoOp", "configs/trainers/CoCoOp/demo_mini.yaml"),
-    ("MaPLe", "MaPLe", "configs/trainers/MaPLe/demo_mini.yaml"),
-    ("AMMPL", "AMMPL", "configs/trainers/AMMPL/demo_mini.yaml"),
+    ("Zero-shot CLIP", "ZeroshotCLIP", "configs/trainers/CoOp/mini.yaml"),
+    ("CoOp", "CoOp", "configs/trainers/CoOp/mini.yaml"),
+    ("CoCoOp", "CoCoOp", "configs/trainers/CoCoOp/mini.yaml"),
+    ("MaPLe", "MaPLe", "configs/trainers/MaPLe/mini.yaml"),
+    ("AMMPL", "AMMPL", "configs/trainers/AMMPL/mini.yaml"),
 )
 REAL_BACKBONE = "ViT-B/16"
+
+
+def find_real_weights() -> None:
+    """Resolve ViT-B/16's weights (WeightsNotFoundError when no place has them)."""
+    from ammpl.clip.backbones import get_backbone_spec
+    from ammpl.clip.weights import resolve_weights
+
+    resolve_weights(get_backbone_spec(REAL_BACKBONE).weights)
 
 
 def choose_backbone(requested: str) -> tuple[str, list[str]]:
     """The backbone name and its config overrides; the fallback notice is printed here, once."""
     if requested != "auto":
         return requested, _overrides(requested)
-    from ammpl.clip.backbones import get_backbone_spec
-    from ammpl.clip.weights import WeightsNotFoundError, resolve_weights
+    from ammpl.clip.weights import WeightsNotFoundError
 
     try:
-        resolve_weights(get_backbone_spec(REAL_BACKBONE).weights)
+        find_real_weights()
     except WeightsNotFoundError as error:
         print(
             f"{REAL_BACKBONE} weights not found (looked in {', '.join(error.places)}); running "
@@ -127,9 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
+    import torch
+
     from ammpl.mini.benchmark import build_benchmark
     from ammpl.utils.errors import AmmplError
 
+    if "OMP_NUM_THREADS" not in os.environ:
+        # The mini model's operations are too small to gain from threads, and on a busy
+        # machine threads that wait for each other make a run several times slower.
+        torch.set_num_threads(1)
     started = time.time()
     root = os.path.abspath(os.path.expanduser(args.root))
     try:
