@@ -89,3 +89,12 @@ def test_every_method_beats_zero_shot_on_base_classes(
     accuracy = run(repo_root, mini_root, tmp_path, trainer, "DATASET.NUM_SHOTS", SHOTS,
                    "DATASET.SUBSAMPLE_CLASSES", "base")  # fmt: skip
     assert accuracy >= zero_shot_base + LEARNING_MARGIN, (trainer, accuracy, zero_shot_base)
+
+
+def test_probe_shows_what_the_committed_model_knows(capsys):
+    from ammpl.mini.probe import main as probe_main
+
+    assert probe_main([]) == 0
+    lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert float(lines["colour"].split()[0]) >= 80  # docs/MINI.md: 93.8 %
+    assert float(lines["background"].split()[0]) >= 80  # docs/MINI.md: 100 %
