@@ -3,7 +3,9 @@
 For k classes it times one training step (forward, backward, SGD update; B images) and
 evaluation throughput (images/s), and records peak memory, once with `fast = False`
 (B·k materialised images, 77-token text, no blocks, no caches) and once with the fast
-paths. It also checks that both give the same logits and gradients.
+paths. It also checks that both give the same logits and gradients. The paths are timed in
+turns (fast, plain, fast, plain, …), so a change in the load of a shared machine during the
+run does not favour one of them.
 
 At the initial P ~ N(0.9, 0.05²) the threshold test mask hides no patch, so the fast path
 evaluates with the exact shortcut (each image encoded once, not once per class); the column
@@ -29,6 +31,7 @@ import platform
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -98,17 +101,32 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed(fn, device: torch.device, min_seconds: float, max_repeats: int) -> float:
-    """Median seconds per call after one warm-up call."""
-    fn()
-    synchronize(device)
-    times: list[float] = []
-    while len(times) < max_repeats and (sum(times) < min_seconds or len(times) < 1):
-        start = time.perf_counter()
+def interleaved(
+    variants: dict[str, Callable[[], object]],
+    device: torch.device,
+    min_seconds: float,
+    max_repeats: int,
+) -> dict[str, tuple[float, int]]:
+    """Median seconds per call and peak memory (bytes) of each variant. After one warm-up
+    call each, the variants take turns (one call each per round), so a change in the
+    machine's load during the measurement hits every variant alike."""
+    for fn in variants.values():
         fn()
         synchronize(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    peaks = dict.fromkeys(variants, 0)
+    while True:
+        for name, fn in variants.items():
+            with peak_memory(device) as memory:
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                times[name].append(time.perf_counter() - start)
+            peaks[name] = max(peaks[name], memory["peak"])
+        rounds = len(times[name])
+        if rounds >= max_repeats or min(sum(t) for t in times.values()) >= min_seconds:
+            break
+    return {name: (sorted(t)[len(t) // 2], peaks[name]) for name, t in times.items()}
 
 
 class Case:
@@ -190,22 +208,35 @@ def compare(case: Case) -> dict[str, float]:
     return {"logits": logit_diff, "grads": grad_diff}
 
 
-def measure(case: Case, fast: bool, args: argparse.Namespace) -> dict[str, float]:
-    case.model.fast = fast
-    with peak_memory(case.device) as train_memory:
-        step = timed(case.train_step, case.device, args.min_seconds, args.repeats)
-    with peak_memory(case.device) as eval_memory:
-        seconds = timed(case.evaluate, case.device, args.min_seconds, args.repeats)
-    hiding = None
-    if fast:
-        with case.hidden_row():
-            hiding = timed(case.evaluate, case.device, args.min_seconds, args.repeats)
+def on_path(case: Case, fast: bool, fn: Callable[[], object], hide: bool = False):
+    """fn on the fast or plain path (optionally with a row of patches hidden at test)."""
+
+    def call() -> None:
+        case.model.fast = fast
+        with case.hidden_row() if hide else nullcontext():
+            fn()
+
+    return call
+
+
+def measure(case: Case, paths: tuple[str, ...], args: argparse.Namespace) -> dict[str, dict]:
+    """Training step, evaluation and (fast path) evaluation with a hiding mask, the paths
+    measured in turns."""
+    timing = (case.device, args.min_seconds, args.repeats)
+    steps = interleaved({p: on_path(case, p == "fast", case.train_step) for p in paths}, *timing)
+    evaluations = {p: on_path(case, p == "fast", case.evaluate) for p in paths}
+    evaluations["hiding"] = on_path(case, True, case.evaluate, hide=True)
+    evals = interleaved(evaluations, *timing)
+    n_images = case.eval_images.shape[0]
     return {
-        "step": step,
-        "images_per_s": case.eval_images.shape[0] / seconds,
-        "hiding_images_per_s": case.eval_images.shape[0] / hiding if hiding else None,
-        "train_mib": train_memory["peak"] / MIB,
-        "eval_mib": eval_memory["peak"] / MIB,
+        path: {
+            "step": steps[path][0],
+            "images_per_s": n_images / evals[path][0],
+            "hiding_images_per_s": n_images / evals["hiding"][0] if path == "fast" else None,
+            "train_mib": steps[path][1] / MIB,
+            "eval_mib": evals[path][1] / MIB,
+        }
+        for path in paths
     }
 
 
@@ -249,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         case = Case(clip_model, k, args, device)
         with_plain = k <= args.skip_plain_above
         diff = compare(case) if with_plain else None
-        results = {"fast": measure(case, True, args)}
-        if with_plain:
-            results["plain"] = measure(case, False, args)
+        results = measure(case, ("fast", "plain") if with_plain else ("fast",), args)
         for path in ("plain", "fast"):
             if path not in results:
                 continue
@@ -265,8 +294,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             hiding = r["hiding_images_per_s"]
             rows.append([
-                k, path, f"{r['step'] * 1000:.0f}", f"{r['images_per_s']:.1f}",
-                f"{hiding:.1f}" if hiding else "",
+                k, path, f"{r['step'] * 1000:.0f}", f"{r['images_per_s']:.3g}",
+                f"{hiding:.3g}" if hiding else "",
                 f"{r['train_mib']:.0f}", f"{r['eval_mib']:.0f}", speedup,
                 f"{diff['logits']:.1e} / {diff['grads']:.1e}" if diff and path == "fast" else "",
             ])  # fmt: skip

@@ -1,9 +1,13 @@
 """Interaction networks: batched per-class weights equal one nn.Linear pair per class."""
 
+from pathlib import Path
+
+import pytest
 import torch
 from torch import nn
 
 from ammpl.trainers.ammpl.interaction import GroupedMLP, hidden_width
+from tests._ammpl_helpers import build_model, images
 
 
 def reference_mlp(net: GroupedMLP, group: int) -> nn.Sequential:
@@ -48,3 +52,35 @@ def test_initialisation_matches_nn_linear_bounds_and_gradients_flow():
     net(torch.randn(4, 3, 512)).sum().backward()
     assert all(p.grad is not None for p in net.parameters())
     assert hidden_width(512, 16) == 32 and hidden_width(48, 16) == 3 and hidden_width(8, 16) == 1
+
+
+@pytest.mark.parametrize("order", ["image_first", "text_first"])
+def test_interaction_networks_receive_unit_norm_features(order):
+    """f_I and f_T get x/‖x‖ and z/‖z‖ (as CoCoOp's meta-net), whatever the raw norms."""
+    model = build_model(class_specific=True, interaction_order=order)
+    pl = model.prompt_learner
+    seen = {"f_I": [], "f_T": []}
+    hooks = [
+        getattr(pl, name).register_forward_pre_hook(
+            lambda _m, args, name=name: seen[name].append(args[0].detach())
+        )
+        for name in seen
+    ]
+    model(images(2))
+    for hook in hooks:
+        hook.remove()
+    for name, inputs in seen.items():
+        assert inputs, name
+        for features in inputs:
+            norms = features.norm(dim=-1)
+            torch.testing.assert_close(norms, torch.ones_like(norms), msg=name)
+
+
+def test_docs_state_the_normalised_interaction_inputs():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    ammpl_section = readme.split("\n## AMMPL\n", 1)[1].split("\n## ", 1)[0]
+    methods = (root / "docs" / "METHODS.md").read_text()
+    config = (root / "ammpl" / "trainers" / "ammpl" / "config.py").read_text()
+    for text in (ammpl_section, methods, config):
+        assert "L2-normalised" in text and "CoCoOp" in text

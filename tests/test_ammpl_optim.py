@@ -85,7 +85,7 @@ def test_no_mask_no_p_group(repo_root, benchmark_root, tmp_path):
 
 def test_mask_statistics_of_a_known_p():
     P = torch.tensor([[[0.2, 0.9], [1.3, 0.6]], [[0.4, 0.45], [-0.1, 0.5]]])
-    stats = mask_statistics(P, 0.25)
+    stats = mask_statistics(P, torch.tensor([0.125, 0.375]))
     keep = torch.tensor([0.2, 0.9, 1.0, 0.6, 0.4, 0.45, 0.0, 0.5])
     assert stats["keep_mean"] == pytest.approx(keep.mean().item(), abs=1e-6)
     assert stats["keep_std"] == pytest.approx(keep.std(unbiased=False).item(), abs=1e-6)
@@ -94,6 +94,7 @@ def test_mask_statistics_of_a_known_p():
     assert stats["keep_mean_min"] == pytest.approx((0.4 + 0.45 + 0.0 + 0.5) / 4, abs=1e-6)
     assert stats["keep_mean_max"] == pytest.approx((0.2 + 0.9 + 1.0 + 0.6) / 4, abs=1e-6)
     assert (stats["below_half_min"], stats["below_half_max"]) == (0.25, 0.75)
+    assert (stats["train_masked_min"], stats["train_masked_max"]) == (0.125, 0.375)
     shared = mask_statistics(P[0], None)
     assert "keep_mean_min" not in shared and shared["train_masked"] is None
     line = format_mask_line(2, 5, stats)
@@ -101,11 +102,16 @@ def test_mask_statistics_of_a_known_p():
     assert "50.00%" in line and "25.00%" in line
 
 
-def test_mask_counter_counts_masked_patches():
+def test_mask_counter_counts_masked_patches_per_class():
     counter = MaskCounter()
-    assert counter.fraction() is None
-    counter.update(torch.tensor([[1.0, 0.0], [0.0, 0.0]]))
-    counter.update(torch.ones(2, 2))
-    assert counter.fraction() == pytest.approx(3 / 8)
+    assert counter.fraction() is None and counter.per_class() is None
+    first = torch.ones(2, 3, 2, 2)  # (B, C, b, b)
+    first[0, 0, 0, 0] = first[1, 0, 1, 1] = first[0, 2] = 0  # class 0: 2, class 2: 4 of 8
+    counter.update(first)
+    counter.update(torch.ones(1, 3, 2, 2))  # 4 more patches per class, none masked
+    torch.testing.assert_close(
+        counter.per_class(), torch.tensor([2 / 12, 0.0, 4 / 12], dtype=torch.float64)
+    )
+    assert counter.fraction() == pytest.approx(6 / 36)
     counter.reset()
     assert counter.fraction() is None

@@ -230,9 +230,10 @@ def test_mask_statistics_per_epoch_in_log_and_results(repo_root, benchmark_root,
         mask = entry["mask"]
         assert 0 < mask["train_masked"] < 1  # P ~ N(0.9, 0.05²): about 10 % masked
         assert mask["keep_mean_min"] <= mask["keep_mean"] <= mask["keep_mean_max"]
+        assert mask["train_masked_min"] <= mask["train_masked"] <= mask["train_masked_max"]
     state = torch.load(out / "prompt_learner" / "model.pth.tar-2", weights_only=False)
     expected = mask_statistics(state["state_dict"]["P"], None)
     last = epochs[-1]["mask"]
     for key, value in expected.items():
-        if key != "train_masked":
+        if not key.startswith("train_masked"):
             assert last[key] == pytest.approx(value, abs=1e-6), key

@@ -105,6 +105,9 @@ def test_vit_b16_counts_equal_the_t11_table():
     assert counts["VPT"] == 73_728
     assert counts["MaPLe"] == 3_555_072
     assert counts["MaPLe (cross-dataset)"] == 1_185_024
+    assert counts["AMMPL (generalisable)"] == 78_084  # published (AMMPL.md): ctx 2,048 + P 196
+    # + N 768 + f_I 33,312 + f_T 41,760
+    assert counts["AMMPL (class-specific, 100 classes)"] == 100 * 78_084
 
 
 def test_reference_fp16_precision_map():

@@ -366,6 +366,53 @@ def test_round_prompts_fp16_rounds_injected_prompts(clip_model, images, token_id
         assert not torch.equal(text(embeddings, eot, [deep_t]), text_exact)
 
 
+def _prompt_grads(encode, n_items: int, prompts: list[torch.Tensor], weight: torch.Tensor):
+    """d(Σ w·features)/d(prompts) for the whole batch, and the same summed by hand over
+    one-sequence batches (each of whose gradients the rounding hits on its own)."""
+    leaves = [p.clone().requires_grad_(True) for p in prompts]
+    whole = torch.autograd.grad((encode(slice(None), *leaves) * weight).sum(), leaves)
+    by_hand = [torch.zeros_like(p) for p in prompts]
+    for i in range(n_items):
+        leaves = [p.clone().requires_grad_(True) for p in prompts]
+        out = encode(slice(i, i + 1), *leaves)
+        grads = torch.autograd.grad((out * weight[i : i + 1]).sum(), leaves)
+        by_hand = [total + g for total, g in zip(by_hand, grads)]
+    return whole, by_hand
+
+
+def test_fp16_rounding_hits_each_sequences_gradient_before_the_batch_sum(
+    clip_model, images, token_ids
+):
+    """Quirk Q5, gradients included: the reference expands a prompt over the batch and then
+    calls `.half()`, so every sequence's gradient is rounded to fp16 and the rounded pieces
+    are summed in fp32. Rounding first and expanding after rounds the sum once instead,
+    which differs by about one fp16 step on most elements."""
+    torch.manual_seed(0)
+    vision, text = ImageEncoder(clip_model), TextEncoder(clip_model)
+    vision.round_prompts_fp16 = text.round_prompts_fp16 = True
+    embeddings = clip_model.token_embedding(token_ids).detach()
+    eot = token_ids.argmax(-1)
+    shallow, deep_v, deep_t = torch.randn(2, D_V), torch.randn(2, D_V), torch.randn(2, D_T)
+
+    def encode_images(items, shallow, deep):
+        return vision(images[items], shallow, [deep])
+
+    def encode_text(items, deep):
+        return text(embeddings[items], eot[items], [deep])
+
+    for encode, n_items, prompts in (
+        (encode_images, images.shape[0], [shallow, deep_v]),
+        (encode_text, embeddings.shape[0], [deep_t]),
+    ):
+        weight = torch.randn(n_items, EMBED) * 1e3  # gradients far from fp16's subnormals
+        whole, by_hand = _prompt_grads(encode, n_items, prompts, weight)
+        for got, expected in zip(whole, by_hand):
+            scale = expected.abs().max().item()
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6 * scale)
+            rounded_once = expected.half().float()  # what casting before the expand gives
+            assert (rounded_once != expected).float().mean() > 0.2
+
+
 # ---------------------------------------------------------------- autocast, unsupported towers
 
 

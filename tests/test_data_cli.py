@@ -115,3 +115,43 @@ def test_module_entry_point_runs(tmp_path):
         check=False,
     )
     assert result.returncode == 1 and "DescribableTextures  missing" in result.stdout
+
+
+def original_imagenetv2_items(dataset_dir) -> list[tuple[str, int, str]]:
+    """What the original CoOp reader does: the 1000 folders 0 … 999, each named by its line
+    of classnames.txt (`<wnid> <name>`, read into a wnid-keyed ordered dict)."""
+    import os
+
+    names = {}
+    for line in (dataset_dir / "classnames.txt").read_text().splitlines():
+        wnid, name = line.strip().split(" ", 1)
+        names[wnid] = name
+    classnames = list(names.values())
+    image_dir = dataset_dir / "imagenetv2-matched-frequency-format-val"
+    items = []
+    for label in range(1000):
+        folder = image_dir / str(label)
+        for file in sorted(f for f in os.listdir(folder) if not f.startswith(".")):
+            items.append((str(folder / file), label, classnames[label]))
+    return items
+
+
+def test_fake_imagenetv2_is_readable_by_the_original_reader(tmp_path):
+    from ammpl.data.registry import build_dataset
+    from ammpl.engine.config import get_cfg_default
+
+    assert main(["fake", "--root", str(tmp_path), "imagenetv2", "--classes", "3"]) == 0
+    dataset_dir = tmp_path / "imagenetv2"
+    folders = sorted(
+        p.name for p in (dataset_dir / "imagenetv2-matched-frequency-format-val").iterdir()
+    )
+    assert folders == sorted(str(i) for i in range(1000))
+    lines = (dataset_dir / "classnames.txt").read_text().splitlines()
+    assert len(lines) == 1000 and len({line.split(" ", 1)[0] for line in lines}) == 1000
+    original = original_imagenetv2_items(dataset_dir)
+    assert {label for _, label, _ in original} == {0, 1, 2}
+    cfg = get_cfg_default()
+    cfg.DATASET.ROOT, cfg.DATASET.NAME = str(tmp_path), "ImageNetV2"
+    ours = build_dataset(cfg)
+    assert sorted((d.impath, d.label, d.classname) for d in ours.test) == sorted(original)
+    assert len(ours.classnames) == 3

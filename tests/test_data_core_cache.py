@@ -162,3 +162,59 @@ def test_corrupt_json_cache_is_a_clear_error(toyset):
     bad.write_text("[1, 2")
     with pytest.raises(DataError, match="Cannot read few-shot cache .*delete it to resample"):
         load_or_create_fewshot(str(dataset_dir), train, val, 1, 1)
+
+
+# ---------------------------------------------------------------- one lookup order
+
+
+@pytest.mark.parametrize("explicit", [False, True])
+def test_a_stale_pickle_in_a_cache_folder_never_beats_the_data_roots_json(
+    toyset, tmp_path, monkeypatch, capsys, explicit
+):
+    """The dataset folder is searched first, whatever the format (as CoOp looks only
+    there); a CoOp pickle elsewhere (home cache, DATASET.CACHE_DIR) is a later candidate."""
+    dataset_dir, train, val = toyset
+    cache_root = tmp_path / ("explicit_cache" if explicit else "home_cache")
+    monkeypatch.setattr(fewshot_cache, "DEFAULT_CACHE_ROOT", str(tmp_path / "home_cache"))
+    cache_dir = str(cache_root) if explicit else ""
+    random.seed(0)
+    picks = load_or_create_fewshot(str(dataset_dir), train, val, 2, 1)  # JSON in the data root
+    assert (dataset_dir / "split_fewshot" / "shot_2-seed_1.ammpl.json").is_file()
+    stale = cache_root / "toyset" / "split_fewshot" / "shot_2-seed_1.pkl"
+    write_dassl_pickle(stale, monkeypatch, train[-4:], val[-2:])
+    capsys.readouterr()
+    assert load_or_create_fewshot(str(dataset_dir), [], [], 2, 1, cache_dir=cache_dir) == picks
+    out = capsys.readouterr().out
+    assert str(dataset_dir) in out and str(stale) not in out
+    # with nothing in the data root, the cache folder's file is used
+    (dataset_dir / "split_fewshot" / "shot_2-seed_1.ammpl.json").unlink()
+    got = load_or_create_fewshot(str(dataset_dir), [], [], 2, 1, cache_dir=cache_dir)
+    assert got == (train[-4:], val[-2:])
+
+
+def test_one_lookup_order_for_every_cached_file(tmp_path, monkeypatch):
+    """Split files and ImageNet's list caches use the same order: folder first (data root,
+    then the cache folder), then the names in the order given (CoOp's pickle first)."""
+    dataset_dir = tmp_path / "data" / "imagenet"
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(fewshot_cache, "DEFAULT_CACHE_ROOT", str(tmp_path / "home"))
+    for folder in (dataset_dir, cache / "imagenet", tmp_path / "home" / "imagenet"):
+        folder.mkdir(parents=True)
+    names = ("preprocessed.pkl", "preprocessed.ammpl.json")
+    (cache / "imagenet" / names[0]).write_text("stale")
+    (tmp_path / "home" / "imagenet" / names[0]).write_text("stale")
+    (dataset_dir / names[1]).write_text("{}")
+    find = fewshot_cache.find_cached_file
+    assert find(str(dataset_dir), names, str(cache)) == str(dataset_dir / names[1])
+    assert find(str(dataset_dir), names) == str(dataset_dir / names[1])
+    (dataset_dir / names[1]).unlink()
+    assert find(str(dataset_dir), names, str(cache)) == str(cache / "imagenet" / names[0])
+    assert find(str(dataset_dir), names) == str(tmp_path / "home" / "imagenet" / names[0])
+    split = "split_zhou_Toy.json"
+    (cache / "imagenet" / split).write_text("stale")
+    (dataset_dir / split).write_text("official")
+    assert find(str(dataset_dir), split, str(cache)) == str(dataset_dir / split)
+    assert fewshot_cache.cache_folders(str(dataset_dir), str(cache)) == [
+        str(dataset_dir),
+        str(cache / "imagenet"),
+    ]

@@ -160,7 +160,10 @@ def injection_hook(
     `first_slot .. first_slot+n-1` (text: 1), or the last n tokens when `first_slot` is None
     (vision). Blocks from len(deep_prompts)+1 on are left alone. Prompts for blocks past the
     last one are never used, as in the reference. Prompts are cast to the hidden dtype;
-    `round_fp16` first rounds them through fp16, the reference's unconditional `.half()`.
+    `round_fp16` first rounds them through fp16, the reference's unconditional `.half()`,
+    in the reference's order (quirk Q5): expand over the batch first, then cast, so the
+    gradient of every sequence is rounded to fp16 and the rounded pieces are summed in the
+    prompt's own dtype (casting first would round the summed gradient once).
     """
     if not deep_prompts:
         return None
@@ -174,10 +177,10 @@ def injection_hook(
     def replace_slots(block_index: int, x: torch.Tensor) -> torch.Tensor:
         if not 1 <= block_index <= len(prompts):
             return x
-        prompt = prompts[block_index - 1]
-        if round_fp16:
+        prompt = prompts[block_index - 1].expand(x.shape[0], -1, -1)
+        if round_fp16:  # after the expand: each sequence's gradient is rounded on its own
             prompt = prompt.half()
-        prompt = prompt.to(x.dtype).expand(x.shape[0], -1, -1)
+        prompt = prompt.to(x.dtype)
         n = prompt.shape[1]
         if first_slot is None:
             return torch.cat([x[:, :-n], prompt], dim=1)

@@ -45,7 +45,9 @@ class ImageEncoder(nn.Module):
 
     `round_prompts_fp16` rounds the inserted prompts (shallow and deep) through fp16, the
     reference's unconditional `.half()` (quirk Q5), for the faithful reference-fp16 mode;
-    default False. `fused` selects scaled_dot_product_attention (exact).
+    default False. As in the reference, prompts are expanded over the batch before the
+    cast, so each sequence's gradient is rounded to fp16 before the batch sum. `fused`
+    selects scaled_dot_product_attention (exact).
     """
 
     def __init__(self, clip_model: nn.Module) -> None:
@@ -112,8 +114,9 @@ class ImageEncoder(nn.Module):
 
         n_prompts = 0
         if shallow_prompts is not None:
-            prompts = shallow_prompts.half() if self.round_prompts_fp16 else shallow_prompts
-            prompts = prompts.to(x.dtype).expand(batch, *shallow_prompts.shape[-2:])
+            # expand first, then round (quirk Q5): per-sequence gradients are rounded
+            prompts = shallow_prompts.expand(batch, *shallow_prompts.shape[-2:])
+            prompts = (prompts.half() if self.round_prompts_fp16 else prompts).to(x.dtype)
             n_prompts = prompts.shape[1]
             x = torch.cat([x, prompts], dim=1)
         if deep_prompts and any(p.shape[0] != n_prompts for p in deep_prompts):

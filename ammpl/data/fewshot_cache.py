@@ -6,8 +6,13 @@ Lookup order for (K, seed):
   2. `split_fewshot/shot_{K}-seed_{S}.ammpl.json` (ours: paths relative to the dataset folder);
   3. sample with Dassl's rule (train with K, then val with min(K, 4)) and write the JSON.
 A `.pkl` is never written: a CoOp fork expecting Dassl objects would choke on ours.
-Both the dataset folder and the cache folder (`<cache_dir>/<dataset folder name>/`) are
-searched; writes go to the cache folder when DATASET.CACHE_DIR is set or the data is read-only.
+
+Where cached files are looked up (split files, few-shot caches, ImageNet's list cache): ONE
+order, `find_cached_file`: the dataset folder under the data root first (as CoOp), then the
+cache folder `<cache_dir>/<dataset folder name>/` (DATASET.CACHE_DIR, or ~/.cache/ammpl/data
+when it is empty); within one folder, CoOp's pickle before our JSON. So a file next to the
+data always wins over one in a cache folder, whatever its format. Writes go to the cache
+folder when DATASET.CACHE_DIR is set or the data is read-only.
 """
 
 from __future__ import annotations
@@ -60,12 +65,27 @@ def dataset_cache_dir(dataset_dir: str, cache_dir: str = "") -> str:
     return redirected
 
 
-def find_cached_file(dataset_dir: str, relpath: str, cache_dir: str = "") -> str | None:
-    """The first existing `<folder>/<relpath>` among the dataset folder and its cache folder."""
-    for folder in (dataset_dir, _redirected_dir(dataset_dir, cache_dir)):
-        candidate = os.path.join(folder, relpath)
-        if os.path.isfile(candidate):
-            return candidate
+def cache_folders(dataset_dir: str, cache_dir: str = "") -> list[str]:
+    """The folders searched for cached files, in precedence order: the dataset folder, then
+    its cache folder (`<cache_dir or ~/.cache/ammpl/data>/<dataset folder name>`)."""
+    folders = [dataset_dir]
+    redirected = _redirected_dir(dataset_dir, cache_dir)
+    if os.path.abspath(redirected) != os.path.abspath(dataset_dir):
+        folders.append(redirected)
+    return folders
+
+
+def find_cached_file(
+    dataset_dir: str, relpaths: str | Sequence[str], cache_dir: str = ""
+) -> str | None:
+    """The first existing `<folder>/<relpath>`: folders in `cache_folders` order, and within
+    a folder the relpaths in the order given (so the dataset folder always wins)."""
+    names = [relpaths] if isinstance(relpaths, str) else list(relpaths)
+    for folder in cache_folders(dataset_dir, cache_dir):
+        for relpath in names:
+            candidate = os.path.join(folder, relpath)
+            if os.path.isfile(candidate):
+                return candidate
     return None
 
 
@@ -234,19 +254,13 @@ def load_or_create_fewshot(
     if num_shots < 1:
         return train, val
     dataset_dir = os.path.abspath(dataset_dir)
-    stem = f"shot_{num_shots}-seed_{seed}"
-    folders = [
-        os.path.join(dataset_dir, FEWSHOT_DIRNAME),
-        os.path.join(_redirected_dir(dataset_dir, cache_dir), FEWSHOT_DIRNAME),
-    ]
-    readers = ((".pkl", _read_pickle), (".ammpl.json", _read_json_cache))
-    for suffix, reader in readers:
-        for folder in folders:
-            path = os.path.join(folder, stem + suffix)
-            if os.path.isfile(path):
-                print(f"Loading preprocessed few-shot data from {path}")
-                cached_train, cached_val = reader(path, dataset_dir, has_val)
-                return cached_train, (cached_val if has_val else val)
+    stem = os.path.join(FEWSHOT_DIRNAME, f"shot_{num_shots}-seed_{seed}")
+    path = find_cached_file(dataset_dir, (stem + ".pkl", stem + ".ammpl.json"), cache_dir)
+    if path is not None:
+        print(f"Loading preprocessed few-shot data from {path}")
+        reader = _read_pickle if path.endswith(".pkl") else _read_json_cache
+        cached_train, cached_val = reader(path, dataset_dir, has_val)
+        return cached_train, (cached_val if has_val else val)
 
     train = generate_fewshot_dataset(train, num_shots=num_shots)
     data: dict[str, Any] = {"format": JSON_FORMAT, "num_shots": num_shots, "seed": seed}
@@ -254,8 +268,7 @@ def load_or_create_fewshot(
     if has_val:
         val = generate_fewshot_dataset(val or [], num_shots=min(num_shots, MAX_VAL_SHOTS))
         data["val"] = _to_entries(val, dataset_dir)
-    path = os.path.join(dataset_cache_dir(dataset_dir, cache_dir), FEWSHOT_DIRNAME, stem)
-    path += ".ammpl.json"
+    path = os.path.join(dataset_cache_dir(dataset_dir, cache_dir), stem + ".ammpl.json")
     print(f"Saving preprocessed few-shot data to {path}")
     write_json(data, path, indent=None)
     return train, val

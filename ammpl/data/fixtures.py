@@ -166,14 +166,23 @@ def _test_only(name, folder, classnames, n_per_class) -> FixtureInfo:
     return FixtureInfo(name, folder, classnames, sizes, None, per_class)
 
 
+IMAGENET_CLASSES = 1000  # ImageNetV2's folders 0 … 999 and the lines of classnames.txt
+
+
 def _make_imagenetv2(ds_dir, n_classes, n_per_class, paint, split) -> FixtureInfo:
-    synsets = _synsets(n_classes)
-    _write_classnames(ds_dir, synsets)
+    """The original reader lists the folders 0 … 999 and names them by the 1000 lines of
+    classnames.txt, so both are always complete; only the first `n_classes` folders hold
+    images (an empty folder gives no image and no class, to the original reader as to ours),
+    which keeps the fixture small and its classes those of the ImageNet fixture."""
+    _write_classnames(ds_dir, _synsets(IMAGENET_CLASSES))
     image_dir = ds_dir / "imagenetv2-matched-frequency-format-val"
+    for label in range(IMAGENET_CLASSES):
+        (image_dir / str(label)).mkdir(parents=True, exist_ok=True)
     for label in range(n_classes):
         for i in range(n_per_class):
             paint.write(image_dir / str(label) / f"{label:04d}{i:04d}abcdef.jpeg", label)
-    return _test_only("ImageNetV2", "imagenetv2", [n for _, n in synsets], n_per_class)
+    names = [n for _, n in _synsets(n_classes)]
+    return _test_only("ImageNetV2", "imagenetv2", names, n_per_class)
 
 
 def _make_imagenet_sketch(ds_dir, n_classes, n_per_class, paint, split) -> FixtureInfo:

@@ -140,19 +140,18 @@ class ImageNet(BenchmarkDataset):
 
     @classmethod
     def cached_entries(cls, dataset_dir: str, cache_dir: str) -> dict[str, list[Entry]] | None:
-        """The frozen lists: CoOp's pickle first (its order made CoOp's picks), then ours."""
-        coop = find_cached_file(dataset_dir, COOP_CACHE, cache_dir)
-        if coop:
-            print(f"Loading preprocessed ImageNet lists from {coop}")
-            return {
-                part: [Entry(d.impath, d.label, d.classname, coop) for d in items]
-                for part, items in read_coop_cache(coop, dataset_dir).items()
-            }
-        ours = find_cached_file(dataset_dir, OUR_CACHE, cache_dir)
-        if ours:
-            print(f"Loading preprocessed ImageNet lists from {ours}")
-            return read_our_cache(ours, dataset_dir)
-        return None
+        """The frozen lists, found in the one cache order (the dataset folder first; within a
+        folder CoOp's pickle, whose order made CoOp's picks, before ours)."""
+        path = find_cached_file(dataset_dir, (COOP_CACHE, OUR_CACHE), cache_dir)
+        if path is None:
+            return None
+        print(f"Loading preprocessed ImageNet lists from {path}")
+        if os.path.basename(path) == OUR_CACHE:
+            return read_our_cache(path, dataset_dir)
+        return {
+            part: [Entry(d.impath, d.label, d.classname, path) for d in items]
+            for part, items in read_coop_cache(path, dataset_dir).items()
+        }
 
     @classmethod
     def folder_lists(cls, dataset_dir: str) -> dict[str, list[Entry]]:

@@ -9,8 +9,8 @@ that epoch's entry of results.json:
 - below_half: fraction of P below 0.5, i.e. what the threshold test mask hides;
 - train_masked: fraction of patches the Bernoulli training masks of the epoch masked
   (over every image, class and batch of the epoch; None when no batch was drawn);
-- class-specific P only: the min / max over classes of the per-class keep_mean and
-  below_half.
+- class-specific P only: the min / max over classes of the per-class keep_mean,
+  below_half and train_masked.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 
 class MaskCounter:
-    """Counts the patches the training masks masked since the last `reset()`.
+    """Counts, per class, the patches the training masks masked since the last `reset()`.
 
     Counts stay on the mask's device (no synchronisation per batch).
     """
@@ -28,19 +28,24 @@ class MaskCounter:
         self.reset()
 
     def reset(self) -> None:
-        self.masked: torch.Tensor | None = None
-        self.total = 0
+        self.masked: torch.Tensor | None = None  # (C,) masked patches per class
+        self.total = 0  # patches per class
 
     def update(self, mask: torch.Tensor) -> None:
         """mask (B|1, C, b, b) of 0/1 values (1 keeps a patch)."""
-        masked = (mask.detach() < 0.5).sum()
+        masked = (mask.detach() < 0.5).sum(dim=(0, 2, 3))
         self.masked = masked if self.masked is None else self.masked + masked
-        self.total += mask.numel()
+        self.total += mask.numel() // mask.shape[1]
 
-    def fraction(self) -> float | None:
+    def per_class(self) -> torch.Tensor | None:
+        """Fraction masked per class (C,), None before any training draw."""
         if self.masked is None or self.total == 0:
             return None
-        return float(self.masked.item()) / self.total
+        return self.masked.double().cpu() / self.total
+
+    def fraction(self) -> float | None:
+        per_class = self.per_class()
+        return None if per_class is None else float(per_class.mean())
 
 
 def _rounded(value: float) -> float:
@@ -48,15 +53,17 @@ def _rounded(value: float) -> float:
 
 
 @torch.no_grad()
-def mask_statistics(P: torch.Tensor, train_masked: float | None) -> dict[str, float | None]:
-    """The statistics of P ((b, b) shared or (k, b, b) class-specific) listed above."""
+def mask_statistics(P: torch.Tensor, train_masked: torch.Tensor | None) -> dict[str, float | None]:
+    """The statistics of P ((b, b) shared or (k, b, b) class-specific) listed above;
+    `train_masked` is MaskCounter.per_class() ((C,) or None)."""
     P = P.detach().float()
     keep = P.clamp(0, 1)
+    masked = None if train_masked is None else train_masked.double()
     stats: dict[str, float | None] = {
         "keep_mean": _rounded(keep.mean()),
         "keep_std": _rounded(keep.std(unbiased=False)),
         "below_half": _rounded((P < 0.5).float().mean()),
-        "train_masked": None if train_masked is None else _rounded(train_masked),
+        "train_masked": None if masked is None else _rounded(masked.mean()),
     }
     if P.dim() == 3:
         per_class_keep = keep.flatten(1).mean(1)
@@ -66,6 +73,8 @@ def mask_statistics(P: torch.Tensor, train_masked: float | None) -> dict[str, fl
             keep_mean_max=_rounded(per_class_keep.max()),
             below_half_min=_rounded(per_class_below.min()),
             below_half_max=_rounded(per_class_below.max()),
+            train_masked_min=None if masked is None else _rounded(masked.min()),
+            train_masked_max=None if masked is None else _rounded(masked.max()),
         )
     return stats
 
@@ -80,8 +89,14 @@ def format_mask_line(epoch: int, max_epoch: int, stats: dict[str, float | None])
         "masked in training " + ("n/a" if masked is None else f"{100 * masked:.2f}%"),
     ]
     if "keep_mean_min" in stats:
-        parts.append(
+        per_class = (
             f"per class: keep mean {stats['keep_mean_min']:.4f}–{stats['keep_mean_max']:.4f}, "
             f"P < 0.5 {100 * stats['below_half_min']:.2f}–{100 * stats['below_half_max']:.2f}%"
         )
+        if stats["train_masked_min"] is not None:
+            per_class += (
+                f", masked in training {100 * stats['train_masked_min']:.2f}–"
+                f"{100 * stats['train_masked_max']:.2f}%"
+            )
+        parts.append(per_class)
     return ", ".join(parts)

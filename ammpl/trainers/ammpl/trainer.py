@@ -79,16 +79,20 @@ class AMMPL(CLIPPromptTrainer):
             {"params": [P], "lr": self.cfg.OPTIM.LR * mult, "weight_decay": 0.0, "lr_mult": mult},
         ]
 
+    def _learner(self) -> nn.Module:
+        """The prompt learner, also when the model is wrapped (DataParallel, DDP)."""
+        return getattr(self.model, "module", self.model).prompt_learner
+
     def mask_stats(self) -> dict | None:
         """This epoch's mask statistics (ammpl.trainers.ammpl.mask_stats), None without P."""
-        learner = self.model.prompt_learner
+        learner = self._learner()
         if learner.P is None:
             return None
-        return mask_statistics(learner.P, learner.mask_counter.fraction())
+        return mask_statistics(learner.P, learner.mask_counter.per_class())
 
     def before_epoch(self) -> None:
         super().before_epoch()
-        self.model.prompt_learner.mask_counter.reset()
+        self._learner().mask_counter.reset()
 
     def after_epoch(self) -> None:
         stats = self.mask_stats()
