@@ -1,8 +1,8 @@
 """Tables of docs/MINI.md's AMMPL study from the runs of scripts/mini/ammpl_study.sh.
 
 usage: python scripts/mini/study_table.py OUTPUT_ROOT/ammpl_study/DATASET
-Prints (markdown) accuracy per variant and test-mask mode, and the mask statistics of
-every epoch of every variant (results.json "mask" entries).
+Prints (markdown) accuracy per variant, seed and test-mask mode, the mean over seeds, and
+the mask statistics of every epoch of every variant (results.json "mask" entries).
 """
 
 from __future__ import annotations
@@ -36,6 +36,18 @@ def main(folder: str) -> int:
                 hm = 2 * base * new / (base + new) if base and new else None
                 name = f"{variant.name} {seed_dir.name}"
                 print(f"| {name} | {mode} | {cell(base)} | {cell(new)} | {cell(hm)} |")
+    print("\nMean over the seeds each variant has:\n")
+    print("| variant | seeds | mode | Base | Novel | HM of means |\n|---|---|---|---|---|---|")
+    for variant in variants:
+        seeds = sorted(variant.glob("seed*"))
+        for mode in MODES:
+            bases = [accuracy(seed / f"{mode}_base") for seed in seeds]
+            news = [accuracy(seed / f"{mode}_new") for seed in seeds]
+            if None in bases or None in news or not seeds:
+                continue
+            base, new = sum(bases) / len(bases), sum(news) / len(news)
+            hm = 2 * base * new / (base + new)
+            print(f"| {variant.name} | {len(seeds)} | {mode} | {base:.2f} | {new:.2f} | {hm:.2f} |")
     print("\n| variant | epoch | keep mean | keep std | share < 0.5 | masked in training |")
     print("|---|---|---|---|---|---|")
     for variant in variants:
