@@ -121,3 +121,12 @@ def test_every_mini_dataset_has_enough_classes_and_one_has_thirty():
     for spec in MINI_DATASETS.values():
         assert isinstance(spec, MiniDatasetSpec)
         assert len({c.name for c in spec.classes}) == len(spec.classes)
+
+
+def test_pretraining_is_deterministic_for_a_seed():
+    torch.set_num_threads(1)
+    first, losses_a = pretrain(steps=3, batch_size=8, seed=7, warmup=1, log_every=0)
+    second, losses_b = pretrain(steps=3, batch_size=8, seed=7, warmup=1, log_every=0)
+    assert losses_a == losses_b
+    for (key, a), b in zip(first.state_dict().items(), second.state_dict().values(), strict=True):
+        assert torch.equal(a, b), key
