@@ -1,5 +1,5 @@
 # Two entry points that work on a fresh machine with only Python installed:
-#   make demo   install, then train and evaluate on the built-in Shapes data
+#   make demo   install, then base-to-new on a mini dataset (docs/MINI.md)
 #   make test   install with the test extra, then ruff and the whole pytest suite
 PYTHON ?= python3
 VENV ?= .venv

@@ -51,3 +51,13 @@ def benchmark_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shapes_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The built-in demo data, generated once per session."""
     return tmp_path_factory.mktemp("shapes_data")
+
+
+@pytest.fixture(scope="session")
+def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MiniColors dataset of the mini benchmark, built once per session."""
+    from ammpl.mini.benchmark import build_benchmark
+
+    root = tmp_path_factory.mktemp("mini_data")
+    build_benchmark(str(root), ["MiniColors"], log=lambda _: None)
+    return root

@@ -45,7 +45,7 @@ DASSL_NAMES += ["ViT-B/32", "ViT-B/16", "ViT-L/14", "ViT-L/14@336px"]
 
 # -- the table and names ---------------------------------------------------------------
 def test_table_has_dassl_names_and_tiny():
-    assert available_backbones() == [*DASSL_NAMES, "tiny", "tiny-rn"]
+    assert available_backbones() == [*DASSL_NAMES, "tiny", "tiny-rn", "mini"]
     assert set(BACKBONE_REGISTRY) == set(available_backbones())
 
 

@@ -2,7 +2,8 @@
 
 The table is data, as open_clip keeps its architectures and pretrained weights: the
 Dassl/CoOp names (`ViT-B/16`, `RN50`, …) map to open_clip architectures with OpenAI's
-weights, `tiny` is the seeded random test backbone, and any open_clip `architecture:tag`
+weights, `tiny` is the seeded random test backbone, `mini` the small CLIP pretrained here
+(weights shipped in the package, docs/MINI.md), and any open_clip `architecture:tag`
 (e.g. `ViT-B-16:openai`, `ViT-B-16-SigLIP:webli`) is accepted as well. `tiny-rn` is the
 random test backbone with a ResNet (ModifiedResNet) image tower, for the RN50 paths.
 
@@ -46,6 +47,13 @@ from ammpl.clip.weights import (
     tensors_hash,
     weights_hash,
 )
+from ammpl.mini.model import (
+    MINI_BACKBONE_NAME,
+    MINI_WEIGHTS_FILE,
+    MINI_WEIGHTS_HASH,
+    build_mini_clip,
+    unpack_state,
+)
 from ammpl.utils import BackboneError, closest_name
 
 __all__ = [
@@ -88,6 +96,10 @@ class BackboneSpec:
     quick_gelu: bool
     weights: WeightSources | None
     builder: Callable[[], nn.Module] | None = None
+    # Turns the file's tensors into the architecture's state dict (a packed format).
+    unpack_state: Callable[[dict], dict] | None = None
+    # weights_hash of the file that ships with the package; a mismatch is an error.
+    bundled_hash: str | None = None
 
 
 def open_clip_spec(name: str, arch: str, tag: str) -> BackboneSpec:
@@ -124,6 +136,21 @@ BACKBONE_REGISTRY: dict[str, BackboneSpec] = {
 }
 BACKBONE_REGISTRY[TINY_BACKBONE_NAME] = _tiny_spec(TINY_BACKBONE_NAME, build_tiny_clip)
 BACKBONE_REGISTRY[TINY_RESNET_NAME] = _tiny_spec(TINY_RESNET_NAME, build_tiny_resnet_clip)
+# The small CLIP pretrained on the mini world (docs/MINI.md); its weights ship with us.
+BACKBONE_REGISTRY[MINI_BACKBONE_NAME] = BackboneSpec(
+    name=MINI_BACKBONE_NAME,
+    arch=MINI_BACKBONE_NAME,
+    pretrained=None,
+    quick_gelu=True,
+    weights=WeightSources(
+        display_name=MINI_BACKBONE_NAME,
+        bundled=str(MINI_WEIGHTS_FILE),
+        fetch_command="python -m ammpl.mini.pretrain --out mini_clip.pt",
+    ),
+    builder=build_mini_clip,
+    unpack_state=unpack_state,
+    bundled_hash=MINI_WEIGHTS_HASH,
+)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
@@ -233,13 +260,21 @@ def _align_with_open_clip(model: nn.Module, state: dict[str, torch.Tensor]) -> d
 
 # -- loading --------------------------------------------------------------------------
 def _load_weights_into(spec: BackboneSpec, resolved: ResolvedWeights) -> nn.Module:
+    file_hash = weights_hash(resolved.path)
+    if resolved.kind == "bundled" and spec.bundled_hash and file_hash != spec.bundled_hash:
+        raise BackboneError(
+            f"the {spec.name} weights shipped at {resolved.path} have hash {file_hash}, not the "
+            f"recorded {spec.bundled_hash}; reinstall the package (pip install -e .)"
+        )
     state = read_state_dict(resolved.path)
+    if spec.unpack_state is not None:
+        state = spec.unpack_state(state)
     model = build_architecture(spec)
     state = _align_with_open_clip(model, state)
     check_state_dict(model, state, resolved.path, spec.name)
     model.load_state_dict(state, strict=True)
     model.ammpl_source = resolved.describe()
-    model.ammpl_weights_hash = weights_hash(resolved.path)
+    model.ammpl_weights_hash = file_hash
     return model
 
 

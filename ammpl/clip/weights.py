@@ -2,10 +2,11 @@
 
 Resolution order for a backbone, stopping at the first hit (ARCHITECTURE.md, "open_clip
 for CLIP"): explicit file (`path` argument / MODEL.BACKBONE.PATH, then the
-AMMPL_CLIP_PATH environment variable) → OpenAI-format file in the CLIP cache
-(`~/.cache/clip/<OpenAI file name>`) → open_clip / Hugging Face cache (local files only)
-→ download through open_clip (skipped offline). When everything fails, one error lists
-every place that was tried and the command that fetches the weights.
+AMMPL_CLIP_PATH environment variable) → the file shipped in the package (`mini` only) →
+OpenAI-format file in the CLIP cache (`~/.cache/clip/<OpenAI file name>`) → open_clip /
+Hugging Face cache (local files only) → download through open_clip (skipped offline). When
+everything fails, one error lists every place that was tried and the command that fetches
+the weights.
 
 Reading accepts what users already have: OpenAI's TorchScript archives, plain state
 dicts (also wrapped in {"state_dict": ...} and with DistributedDataParallel's "module."
@@ -57,6 +58,7 @@ class WeightSources:
     hf_hub: str | None = None  # "org/repo/" or "org/repo/file", open_clip's convention
     url: str | None = None  # direct download (OpenAI / open_clip releases)
     fetch_command: str | None = None  # shell command that puts the weights into a cache
+    bundled: str | None = None  # a file shipped inside the package (the mini backbone)
 
 
 @dataclass(frozen=True)
@@ -262,6 +264,12 @@ def resolve_weights(
     if found is not None:
         return ResolvedWeights(found, "env")
     tried.append(note)
+
+    if sources.bundled:
+        if Path(sources.bundled).is_file():
+            return ResolvedWeights(Path(sources.bundled), "bundled")
+        tried.append(f"{sources.bundled} (missing from the installed package)")
+        places.append(sources.bundled)
 
     if sources.openai_file:
         candidate = clip_cache_dir() / sources.openai_file

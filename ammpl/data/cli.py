@@ -2,6 +2,7 @@
 
     ammpl-data check --root $DATA [names…] [--decode] [--cache-dir DIR]
     ammpl-data fake  --root DIR [names…] [--no-split-files] [--classes N] [--per-class N]
+    ammpl-data mini  --root DIR [names…]   (the mini benchmark, docs/MINI.md)
 
 `check` exits 0 when every requested dataset is present and intact, 1 otherwise; a usage
 problem (unknown name, missing root, ...) prints one line and exits 2.
@@ -43,7 +44,17 @@ def _build_parser() -> argparse.ArgumentParser:
     fake.add_argument(
         "--force", action="store_true", help="write even into existing dataset folders"
     )
+    mini = commands.add_parser("mini", help="build the mini benchmark (docs/MINI.md)")
+    mini.add_argument("--root", required=True, help="folder to write into ($DATA)")
+    mini.add_argument("names", nargs="*", help="mini dataset names (default: all)")
     return parser
+
+
+def run_mini(args: argparse.Namespace) -> int:
+    from ammpl.mini.benchmark import build_benchmark
+
+    build_benchmark(os.path.abspath(os.path.expanduser(args.root)), args.names or None)
+    return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -95,7 +106,8 @@ def run_fake(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     try:
-        return run_check(args) if args.command == "check" else run_fake(args)
+        commands = {"check": run_check, "fake": run_fake, "mini": run_mini}
+        return commands[args.command](args)
     except AmmplError as exc:
         if args.debug:
             raise

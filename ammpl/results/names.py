@@ -27,6 +27,9 @@ DATASET_DISPLAY = {
     "imagenet_a": "ImageNet-A",
     "imagenet_r": "ImageNet-R",
     "shapes": "Shapes",
+    "mini_colors": "MiniColors",
+    "mini_colorpatterns": "MiniColorPatterns",
+    "mini_scenes": "MiniScenes",
 }
 DATASET_ORDER = tuple(DATASET_DISPLAY)  # the AMMPL paper's 9 first, then the others
 # cfg.DATASET.NAME (the registered reader) → dataset-config stem
@@ -47,6 +50,9 @@ DATASET_STEM_BY_NAME = {
     "StanfordCars": "stanford_cars",
     "SUN397": "sun397",
     "UCF101": "ucf101",
+    "MiniColors": "mini_colors",
+    "MiniColorPatterns": "mini_colorpatterns",
+    "MiniScenes": "mini_scenes",
 }
 METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "VP", "DPT", "AMMPL")
 METHOD_ORDER += ("KgCoOp", "PromptSRC")

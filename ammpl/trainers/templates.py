@@ -29,6 +29,9 @@ CUSTOM_TEMPLATES: dict[str, str] = {
     "ImageNetA": "a photo of a {}.",
     "ImageNetR": "a photo of a {}.",
     "Shapes": "a photo of a {}.",
+    "MiniColors": "a photo of a {}.",
+    "MiniColorPatterns": "a photo of a {}.",
+    "MiniScenes": "a photo of a {}.",
 }
 
 DEFAULT_TEMPLATE = "a photo of a {}."

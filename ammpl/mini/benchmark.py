@@ -1,0 +1,171 @@
+"""The mini benchmark: downstream datasets drawn from the mini world, in CoOp's layout.
+
+Each dataset is a different label space over the world's words, drawn in a style that
+pretraining never showed (the analogue of EuroSAT or DTD for CLIP), so zero-shot `mini`
+is well above chance but far from perfect:
+
+- MiniColors (12 classes): name the colour ("red shape"); orange light, noise, clutter.
+- MiniColorPatterns (32 classes): name colour and pattern ("red striped shape"); blue
+  light over a cluttered canvas.
+- MiniScenes (36 classes): name colour and background ("blue shape on sand"); green
+  light, blurred and noisy photos.
+
+The light is the same for every image of a dataset: a consistent domain shift that
+misleads zero-shot and that a few labelled shots can correct.
+
+Layout per dataset (what CoOp's readers expect): `<root>/<folder>/images/<class folder>/
+<n>.png`, `split_zhou_<Name>.json` ([path, label, class name] lists) and `classnames.txt`.
+All pixels and splits come from one seeded Generator per dataset.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ammpl.mini.world import BACKGROUNDS, COLOURS, PATTERNS, Style, render, sample_scene
+from ammpl.utils.errors import DataError
+from ammpl.utils.io import atomic_write_text, write_json
+
+SPLIT_SIZES: tuple[tuple[str, int], ...] = (("train", 24), ("val", 6), ("test", 24))
+
+
+@dataclass(frozen=True)
+class MiniClass:
+    """One class: its folder, its name in words and the scene factors it pins."""
+
+    folder: str
+    name: str
+    factors: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MiniDatasetSpec:
+    name: str  # reader name (DATASET.NAME)
+    folder: str  # folder under the data root
+    classes: tuple[MiniClass, ...]
+    style: Style
+    seed: int
+
+    @property
+    def split_file(self) -> str:
+        return f"split_zhou_{self.name}.json"
+
+
+def _class(name: str, **factors: str) -> MiniClass:
+    return MiniClass(name.replace(" ", "_"), name, factors)
+
+
+MINI_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown")
+SCENE_COLOURS = ("red", "blue", "yellow", "purple", "pink", "white")
+
+MINI_DATASETS: dict[str, MiniDatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        MiniDatasetSpec(
+            name="MiniColors",
+            folder="mini_colors",
+            classes=tuple(_class(f"{colour} shape", colour=colour) for colour in COLOURS),
+            style=Style(
+                cast=0.4, tint=(255, 160, 40), noise=14.0, clutter=10, backgrounds="clutter"
+            ),
+            seed=101,
+        ),
+        MiniDatasetSpec(
+            name="MiniColorPatterns",
+            folder="mini_colorpatterns",
+            classes=tuple(
+                _class(f"{colour} {pattern} shape", colour=colour, pattern=pattern)
+                for colour in MINI_COLOURS
+                for pattern in PATTERNS
+            ),
+            style=Style(
+                cast=0.35, tint=(60, 110, 255), noise=10.0, clutter=8, backgrounds="clutter"
+            ),
+            seed=202,
+        ),
+        MiniDatasetSpec(
+            name="MiniScenes",
+            folder="mini_scenes",
+            classes=tuple(
+                _class(f"{colour} shape on {background}", colour=colour, background=background)
+                for background in BACKGROUNDS
+                for colour in SCENE_COLOURS
+            ),
+            style=Style(cast=0.35, tint=(90, 255, 120), blur=1.0, noise=16.0, clutter=6),
+            seed=303,
+        ),
+    )
+}
+
+
+def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
+    """Write the images, split file and class names of `spec` into `dataset_dir`."""
+    rng = np.random.default_rng(spec.seed)
+    split: dict[str, list] = {part: [] for part, _ in SPLIT_SIZES}
+    for label, cls in enumerate(spec.classes):
+        class_dir = os.path.join(dataset_dir, "images", cls.folder)
+        os.makedirs(class_dir, exist_ok=True)
+        index = 0
+        for part, count in SPLIT_SIZES:
+            for _ in range(count):
+                scene = sample_scene(rng, count="1", **cls.factors)
+                render(scene, rng, spec.style).save(os.path.join(class_dir, f"{index:04d}.png"))
+                split[part].append([f"{cls.folder}/{index:04d}.png", label, cls.name])
+                index += 1
+    write_json(split, os.path.join(dataset_dir, spec.split_file))
+    atomic_write_text(
+        os.path.join(dataset_dir, "classnames.txt"),
+        "".join(f"{cls.folder} {cls.name}\n" for cls in spec.classes),
+    )
+
+
+def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, bool]:
+    """`<root>/<folder>`, generated first if absent (atomically); and whether it was built."""
+    dataset_dir = os.path.join(root, spec.folder)
+    if os.path.isfile(os.path.join(dataset_dir, spec.split_file)):
+        return dataset_dir, False
+    if os.path.isdir(dataset_dir):
+        raise DataError(
+            f"'{dataset_dir}' exists but has no {spec.split_file}; remove the folder to "
+            f"regenerate it with `ammpl-data mini --root {root}`"
+        )
+    try:
+        os.makedirs(root, exist_ok=True)
+        tmp_dir = tempfile.mkdtemp(prefix=f".{spec.folder}-", dir=root)
+    except OSError as exc:
+        raise DataError(
+            f"Cannot create the mini benchmark under '{root}': {exc.strerror} "
+            "(pass a writable --root)"
+        ) from None
+    try:
+        generate_dataset(spec, tmp_dir)
+        try:
+            os.rename(tmp_dir, dataset_dir)
+        except OSError:
+            if not os.path.isfile(os.path.join(dataset_dir, spec.split_file)):
+                raise
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return dataset_dir, True
+
+
+def build_benchmark(root: str, names: list[str] | None = None, log=print) -> list[str]:
+    """Every mini dataset (or those named) under `root`; existing ones are kept."""
+    chosen = names or list(MINI_DATASETS)
+    unknown = [name for name in chosen if name not in MINI_DATASETS]
+    if unknown:
+        raise DataError(
+            f"unknown mini dataset {unknown[0]!r}; choose from {', '.join(MINI_DATASETS)}"
+        )
+    folders = []
+    for name in chosen:
+        folder, built = ensure_dataset(root, MINI_DATASETS[name])
+        spec = MINI_DATASETS[name]
+        log(f"{'built' if built else 'kept'} {name}: {folder} ({len(spec.classes)} classes)")
+        folders.append(folder)
+    return folders

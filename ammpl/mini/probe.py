@@ -1,0 +1,73 @@
+"""What a mini CLIP knows: zero-shot accuracy per world factor on pretraining-style images.
+
+    python -m ammpl.mini.probe [WEIGHTS]      (default: the committed `mini` weights)
+
+For each factor (colour, pattern, background, shape, size) it draws 12 images per value,
+varying every other factor, and names the value with one prompt; chance is 1 / values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ammpl.clip.tokenizer import tokenize
+from ammpl.mini.pretrain import normalise
+from ammpl.mini.world import (
+    BACKGROUNDS,
+    COLOURS,
+    PATTERNS,
+    SHAPES,
+    SIZES,
+    render,
+    sample_scene,
+    to_tensor_batch,
+)
+
+FACTORS: dict[str, tuple[tuple[str, ...], str]] = {
+    "colour": (tuple(COLOURS), "a photo of a {} shape."),
+    "pattern": (PATTERNS, "a photo of a {} shape."),
+    "background": (BACKGROUNDS, "a photo of a shape on {}."),
+    "shape": (SHAPES, "a photo of a {}."),
+    "size": (SIZES, "a photo of a {} shape."),
+}
+
+
+@torch.no_grad()
+def factor_accuracies(model: torch.nn.Module, per_value: int = 12, seed: int = 5) -> dict:
+    """{factor: (accuracy %, chance %)} for the model (eval mode)."""
+    rng = np.random.default_rng(seed)
+    results = {}
+    for factor, (values, template) in FACTORS.items():
+        images, labels = [], []
+        for label, value in enumerate(values):
+            for _ in range(per_value):
+                images.append(render(sample_scene(rng, count="1", **{factor: value}), rng))
+                labels.append(label)
+        image_features = F.normalize(model.encode_image(normalise(to_tensor_batch(images))), dim=-1)
+        prompts = tokenize([template.format(value) for value in values])
+        text_features = F.normalize(model.encode_text(prompts), dim=-1)
+        predictions = (image_features @ text_features.t()).argmax(dim=1).numpy()
+        accuracy = float((predictions == np.asarray(labels)).mean() * 100)
+        results[factor] = (accuracy, 100 / len(values))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ammpl.mini.probe", description=__doc__)
+    parser.add_argument("weights", nargs="?", default=None, help="a mini weights file")
+    args = parser.parse_args(argv)
+    from ammpl.clip.backbones import load_backbone
+
+    model = load_backbone("mini", path=args.weights)
+    for factor, (accuracy, chance) in factor_accuracies(model).items():
+        print(f"{factor:<11} {accuracy:5.1f} %  (chance {chance:.1f} %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
