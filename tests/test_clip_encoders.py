@@ -408,7 +408,13 @@ def test_fp16_rounding_hits_each_sequences_gradient_before_the_batch_sum(
         whole, by_hand = _prompt_grads(encode, n_items, prompts, weight)
         for got, expected in zip(whole, by_hand):
             scale = expected.abs().max().item()
-            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6 * scale)
+            # One sequence alone and inside the batch run through kernels blocked
+            # differently, so a per-sequence fp32 gradient can land on the other side of an
+            # fp16 rounding boundary: allow that on a few elements (one fp16 step of the
+            # largest value), never the ≥ 20 % that rounding the sum once shows.
+            close = torch.isclose(got, expected, rtol=1e-5, atol=1e-6 * scale)
+            assert close.float().mean() > 0.95
+            assert (got - expected).abs().max() <= scale * 2**-10
             rounded_once = expected.half().float()  # what casting before the expand gives
             assert (rounded_once != expected).float().mean() > 0.2
 
