@@ -31,7 +31,8 @@ TRAINERS = (
 )  # fmt: skip
 # Left out: VP with its own recipe (LR 40) ends below zero-shot here (13.9 % on the base
 # classes, 35.4 % at batch 32); only at a far smaller LR does it clear the margin, which
-# would be tuning to the test (docs/MINI.md, "Newer methods"). PLOT needs a ResNet tower.
+# would be tuning to the test (docs/MINI.md, "Newer methods"). PLOT: its own local
+# features need a ResNet tower, and `mini` has only a ViT one.
 
 
 def run(repo_root: Path, root: Path, out: Path, trainer: str, *extra: str) -> float:
