@@ -1,5 +1,6 @@
 """On the mini benchmark the committed `mini` CLIP is a real zero-shot classifier, and every
-prompt-learning method improves on it: the tests that catch "it runs but does not learn".
+prompt-learning method but VP improves on it: the tests that catch "it runs but does not
+learn".
 
 MiniColors, seed 1, base classes (6 of 12). Each method runs its shipped mini config
 (configs/trainers/<M>/mini.yaml) unchanged, 16 shots; the margin over zero-shot is
@@ -24,7 +25,14 @@ ZERO_SHOT_ALL = 22.22
 ZERO_SHOT_MARGIN = 2.0
 LEARNING_MARGIN = 5.0  # points above zero-shot on the base classes
 SHOTS = "16"
-TRAINERS = ("CoOp", "CoCoOp", "IVLP", "VPT", "MaPLe", "AMMPL")
+TRAINERS = (
+    "CoOp", "CoCoOp", "IVLP", "VPT", "MaPLe", "AMMPL",
+    "KgCoOp", "PromptSRC", "DPT", "PLOTPP",
+)  # fmt: skip
+# Left out: VP with its own recipe (LR 40) ends below zero-shot here (13.9 % on the base
+# classes, 35.4 % at batch 32); only at a far smaller LR does it clear the margin, which
+# would be tuning to the test (docs/MINI.md, "Newer methods"). PLOT: its own local
+# features need a ResNet tower, and `mini` has only a ViT one.
 
 
 def run(repo_root: Path, root: Path, out: Path, trainer: str, *extra: str) -> float:
