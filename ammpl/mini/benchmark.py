@@ -21,12 +21,11 @@ All pixels and splits come from one seeded Generator per dataset.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from ammpl.data.generated import ensure_generated
 from ammpl.mini.world import BACKGROUNDS, COLOURS, PATTERNS, Style, render, sample_scene
 from ammpl.utils.errors import DataError
 from ammpl.utils.io import atomic_write_text, write_json
@@ -126,32 +125,15 @@ def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
 
 def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, bool]:
     """`<root>/<folder>`, generated first if absent (atomically); and whether it was built."""
-    dataset_dir = os.path.join(root, spec.folder)
-    if os.path.isfile(os.path.join(dataset_dir, spec.split_file)):
-        return dataset_dir, False
-    if os.path.isdir(dataset_dir):
-        raise DataError(
-            f"'{dataset_dir}' exists but has no {spec.split_file}; remove the folder to "
-            f"regenerate it with `ammpl-data mini --root {root}`"
-        )
-    try:
-        os.makedirs(root, exist_ok=True)
-        tmp_dir = tempfile.mkdtemp(prefix=f".{spec.folder}-", dir=root)
-    except OSError as exc:
-        raise DataError(
-            f"Cannot create the mini benchmark under '{root}': {exc.strerror} "
-            "(pass a writable --root)"
-        ) from None
-    try:
-        generate_dataset(spec, tmp_dir)
-        try:
-            os.rename(tmp_dir, dataset_dir)
-        except OSError:
-            if not os.path.isfile(os.path.join(dataset_dir, spec.split_file)):
-                raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return dataset_dir, True
+    return ensure_generated(
+        root,
+        spec.folder,
+        spec.split_file,
+        lambda tmp_dir: generate_dataset(spec, tmp_dir),
+        "the mini benchmark",
+        regenerate_hint=f"remove the folder to regenerate it with `ammpl-data mini --root {root}`",
+        root_hint="pass a writable --root",
+    )
 
 
 def build_benchmark(root: str, names: list[str] | None = None, log=print) -> list[str]:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -22,9 +20,9 @@ from PIL import Image, ImageDraw
 
 from ammpl.data.base import DatasetBase
 from ammpl.data.fewshot_cache import load_or_create_fewshot
+from ammpl.data.generated import ensure_generated
 from ammpl.data.registry import DATASET_REGISTRY
 from ammpl.data.splits import read_split, subsample_classes
-from ammpl.utils.errors import DataError
 from ammpl.utils.io import write_json
 
 DEFAULT_ROOT = os.path.join("~", ".cache", "ammpl", "datasets")
@@ -122,38 +120,13 @@ def generate_shapes(dataset_dir: str) -> None:
 
 
 def ensure_shapes(root: str) -> str:
-    """`<root>/shapes`, generated first if absent; safe against interruption and races.
+    """`<root>/shapes`, generated first if absent; safe against interruption and races."""
 
-    The set is built in a temporary sibling folder and renamed into place, so `shapes/`
-    either does not exist or is complete; a run that loses the race keeps the winner's copy.
-    """
-    dataset_dir = os.path.join(root, FOLDER)
-    split_path = os.path.join(dataset_dir, SPLIT_FILE)
-    if os.path.isfile(split_path):
-        return dataset_dir
-    if os.path.isdir(dataset_dir):
-        raise DataError(
-            f"'{dataset_dir}' exists but has no {SPLIT_FILE}; remove the folder to regenerate it"
-        )
-    try:
-        os.makedirs(root, exist_ok=True)
-        tmp_dir = tempfile.mkdtemp(prefix=f".{FOLDER}-", dir=root)
-    except OSError as exc:
-        raise DataError(
-            f"Cannot create the Shapes dataset under '{root}': {exc.strerror} "
-            "(set --root or DATASET.ROOT to a writable folder)"
-        ) from None
-    try:
-        print(f"Generating the Shapes dataset in {dataset_dir}")
+    def generate(tmp_dir: str) -> None:
+        print(f"Generating the Shapes dataset in {os.path.join(root, FOLDER)}")
         generate_shapes(tmp_dir)
-        try:
-            os.rename(tmp_dir, dataset_dir)
-        except OSError:
-            if not os.path.isfile(split_path):  # not a concurrent run that finished first
-                raise
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return dataset_dir
+
+    return ensure_generated(root, FOLDER, SPLIT_FILE, generate, "the Shapes dataset")[0]
 
 
 @DATASET_REGISTRY.register()
