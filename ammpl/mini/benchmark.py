@@ -146,8 +146,8 @@ def build_benchmark(root: str, names: list[str] | None = None, log=print) -> lis
         )
     folders = []
     for name in chosen:
-        folder, built = ensure_dataset(root, MINI_DATASETS[name])
         spec = MINI_DATASETS[name]
+        folder, built = ensure_dataset(root, spec)
         log(f"{'built' if built else 'kept'} {name}: {folder} ({len(spec.classes)} classes)")
         folders.append(folder)
     return folders

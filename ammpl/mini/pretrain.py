@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,16 +73,23 @@ def contrastive_loss(model: torch.nn.Module, images: torch.Tensor, texts: torch.
 
 
 @torch.no_grad()
+def zero_shot_accuracy(
+    model: torch.nn.Module, images: list, labels: Sequence[int], prompts: list[str]
+) -> float:
+    """Accuracy (%) of naming each image by the most similar of `prompts` (one per label)."""
+    image_features = F.normalize(model.encode_image(normalise(to_tensor_batch(images))), dim=-1)
+    text_features = F.normalize(model.encode_text(tokenize(prompts)), dim=-1)
+    predictions = (image_features @ text_features.t()).argmax(dim=1).numpy()
+    return float((predictions == np.asarray(labels)).mean() * 100)
+
+
+@torch.no_grad()
 def shape_probe(model: torch.nn.Module, seed: int = 12345, count: int = 240) -> float:
     """Zero-shot accuracy (%) naming the shape of pretraining-style images (chance 8.3 %)."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, len(SHAPES), size=count)
     images = [render(sample_scene(rng, shape=SHAPES[k], count=1), rng) for k in labels]
-    image_features = F.normalize(model.encode_image(normalise(to_tensor_batch(images))), dim=-1)
-    prompts = tokenize([f"a photo of a {shape}." for shape in SHAPES])
-    text_features = F.normalize(model.encode_text(prompts), dim=-1)
-    predictions = (image_features @ text_features.t()).argmax(dim=1).numpy()
-    return float((predictions == labels).mean() * 100)
+    return zero_shot_accuracy(model, images, labels, [f"a photo of a {s}." for s in SHAPES])
 
 
 def _parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:

@@ -13,10 +13,8 @@ import sys
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from ammpl.clip.tokenizer import tokenize
-from ammpl.mini.pretrain import normalise
+from ammpl.mini.pretrain import zero_shot_accuracy
 from ammpl.mini.world import (
     BACKGROUNDS,
     COLOURS,
@@ -25,7 +23,6 @@ from ammpl.mini.world import (
     SIZES,
     render,
     sample_scene,
-    to_tensor_batch,
 )
 
 FACTORS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -48,11 +45,8 @@ def factor_accuracies(model: torch.nn.Module, per_value: int = 12, seed: int = 5
             for _ in range(per_value):
                 images.append(render(sample_scene(rng, count="1", **{factor: value}), rng))
                 labels.append(label)
-        image_features = F.normalize(model.encode_image(normalise(to_tensor_batch(images))), dim=-1)
-        prompts = tokenize([template.format(value) for value in values])
-        text_features = F.normalize(model.encode_text(prompts), dim=-1)
-        predictions = (image_features @ text_features.t()).argmax(dim=1).numpy()
-        accuracy = float((predictions == np.asarray(labels)).mean() * 100)
+        prompts = [template.format(value) for value in values]
+        accuracy = zero_shot_accuracy(model, images, labels, prompts)
         results[factor] = (accuracy, 100 / len(values))
     return results
 

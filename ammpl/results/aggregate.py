@@ -10,7 +10,7 @@ same cell and seed are an error (select one with `configs`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ammpl.results.collect import Run
@@ -181,16 +181,18 @@ def backbone_suffix(key: MethodKey, runs: Sequence[Run]) -> str:
     return f" [{found[0]}]" if len(found) == 1 else " [several backbones]"
 
 
-def backbone_notes(keys: Sequence[MethodKey], runs: Sequence[Run], labels) -> list[str]:
+def backbone_notes(
+    keys: Sequence[MethodKey], runs: Sequence[Run], labels: Mapping[MethodKey, str]
+) -> list[str]:
     """For each row whose cells ran on different backbones: which datasets ran on which."""
     notes = []
     for key in keys:
-        if len(_key_backbones(key, runs)) < 2:
-            continue
         by_backbone: dict[str, set[str]] = defaultdict(set)
         for run in runs:
             if run.backbone and method_key(run) == key:
                 by_backbone[run.backbone].add(run.dataset)
+        if len(by_backbone) < 2:
+            continue
         parts = [
             f"{backbone} on {', '.join(dataset_display(d) for d in sorted(datasets))}"
             for backbone, datasets in sorted(by_backbone.items())
