@@ -7,13 +7,14 @@ into the table of README's Speed section.
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 from collections.abc import Callable
 from typing import Any
 
 import torch
+
+from ammpl.utils.io import write_json
 
 
 def device_name(device: torch.device) -> str:
@@ -33,12 +34,7 @@ def write_records(
         "settings": settings,
         "rows": rows,
     }
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1)
-    os.replace(tmp, path)
+    write_json(record, path, indent=1)
 
 
 def reset_peak_memory(device: torch.device) -> None:

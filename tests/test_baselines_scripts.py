@@ -104,6 +104,18 @@ def test_command_lines(repo_root, tmp_path, folder):
     assert fewshot[-2:] == ["DATASET.NUM_SHOTS", "4"]
 
 
+@pytest.mark.parametrize("script", ["promptsrc/fewshot.sh", "dpt/fewshot.sh"])
+def test_wrapper_overrides_follow_a_leading_dry_run(repo_root, tmp_path, script):
+    """Wrappers that add overrides after DATASET SHOTS SEED (PromptSRC's GPA, DPT's
+    reference values) give the same command whether --dry-run comes first or last."""
+    env = {"DATA": str(tmp_path), "PYTHON": sys.executable, "OUTPUT_ROOT": "out"}
+    args = ["eurosat", 4, 1, "X.Y", "1"]
+    first = run_script(repo_root, script, ["--dry-run", *args], env, tmp_path)
+    last = run_script(repo_root, script, [*args, "--dry-run"], env, tmp_path)
+    assert first.returncode == 0 and last.returncode == 0, first.stderr + last.stderr
+    assert first.stdout == last.stdout and first.stdout.split()[-2:] == ["X.Y", "1"]
+
+
 def test_scripts_need_data(repo_root, tmp_path):
     env = {"DATA": "", "PYTHON": sys.executable}
     result = run_script(repo_root, "maple/base2new_train.sh", ["caltech101", 1], env, tmp_path)

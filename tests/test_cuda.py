@@ -12,12 +12,12 @@ from __future__ import annotations
 import copy
 import json
 import math
-from contextlib import nullcontext
 
 import pytest
 import torch
 
 from ammpl.cli.train import main as train_main
+from ammpl.engine.precision import autocast_context
 from ammpl.trainers.param_counts import (
     PAPER_CONFIGS,
     REPO_ROOT,
@@ -38,14 +38,6 @@ PRECISIONS = ("fp16", "amp", "bf16")
 LOGIT_TOLERANCE = {"fp16": 2e-2, "amp": 2e-2, "bf16": 6e-2}
 LEARNED = [row for row in PAPER_CONFIGS if row.trainer != "ZeroshotCLIP"]
 DEVICE = torch.device("cuda")
-
-
-def _autocast(prec: str):
-    if prec == "amp":
-        return torch.autocast("cuda", dtype=torch.float16)
-    if prec == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
 
 
 def _mode(row, prec: str) -> str:
@@ -80,7 +72,7 @@ def test_logits_in_each_mode_follow_fp32(row, prec):
         mode_clip = to_reference_half(copy.deepcopy(clip_model)) if mode == "fp16" else clip_model
         model = _model(row, mode_clip, classnames)
         model.load_state_dict(reference.state_dict())  # the same values, cast to each dtype
-        with _autocast(mode):
+        with autocast_context(mode, DEVICE):
             actual = model(images).float()
     assert torch.isfinite(actual).all()
     error = (actual - expected).abs().max().item() / expected.abs().max().item()

@@ -170,3 +170,16 @@ def test_wrong_tower_or_setting_is_one_line(
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert len(errors) == 1 and needle in errors[0], result.stderr
+
+
+def test_plotpp_loops_take_dry_run_anywhere(repo_root, tmp_path):
+    """Like every other script, a leading --dry-run is a flag, not DATASET."""
+    env = {"DATA": str(tmp_path), "PYTHON": sys.executable, "OUTPUT_ROOT": "out",
+           "SHOTS_LIST": "1", "SEEDS": "2"}  # fmt: skip
+    for script, seed in (("plotpp/main_joint.sh", "2"), ("plotpp/main_visiononly.sh", "1")):
+        result = run_script(repo_root, script, ["--dry-run", "dtd", 3], env, tmp_path)
+        assert result.returncode == 0, result.stderr
+        (line,) = [shlex.split(x) for x in result.stdout.strip().splitlines()]
+        assert option(line, "TRAINER.PLOTPP.M") == "3" and option(line, "--seed") == seed
+    result = run_script(repo_root, "plotpp/main_visiononly.sh", ["dtd", "--dry-run"], env, tmp_path)
+    assert result.returncode == 2 and "usage: main_visiononly.sh DATASET M" in result.stderr

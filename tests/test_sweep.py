@@ -22,7 +22,7 @@ from ammpl.results.render import render
 from ammpl.results.tables import base_to_new_table
 from ammpl.sweep import cli
 from ammpl.sweep.executors import LocalExecutor, Request
-from ammpl.sweep.plan import Run, SweepSpec, expand
+from ammpl.sweep.plan import Run, SweepSpec, expand, method_steps
 from ammpl.sweep.runner import BLOCKED, FAILED, FINISHED, PENDING, SweepRunner
 from tests import _baselines_script_server as script_server
 
@@ -342,3 +342,22 @@ def test_help_names_every_method_with_scripts(repo_root):
     assert "fewshot only: vp dpt plot plotpp coop;" in text
     header = (repo_root / "scripts" / "run_all.sh").read_text().split("# Env")[0]
     assert methods <= set(re.findall(r"[a-z]+", header))
+
+
+def test_config_family_options_reach_the_coop_and_zeroshot_steps(tmp_path):
+    """--coop-cfg picks CoOp's epoch-by-shots family, --zs-cfg the zero-shot config."""
+    args = cli.build_parser().parse_args(
+        ["fewshot", "--methods", "coop", "--datasets", "dtd", "imagenet", "--shots", "1", "2",
+         "8", "--seeds", "1", "--coop-cfg", "rn50", "--zs-cfg", "rn101", "--data", str(tmp_path)]
+    )  # fmt: skip
+    spec = cli.spec_from_args(args)
+    configs = [(s.args[0], s.args[1]) for s in method_steps(spec, "coop")]
+    assert configs == [
+        ("dtd", "rn50_ep50"), ("dtd", "rn50_ep100"), ("dtd", "rn50"),
+        ("imagenet", "rn50_ep50"), ("imagenet", "rn50_ep50"), ("imagenet", "rn50_ep50"),
+    ]  # fmt: skip
+    spec.protocol = "zeroshot"
+    assert [s.args[:2] for s in method_steps(spec, "zsclip")] == [
+        ["dtd", "rn101"],
+        ["imagenet", "rn101"],
+    ]

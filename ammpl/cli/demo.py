@@ -121,10 +121,6 @@ def method_runs(trainer: str, config: str, root: str, out: Path, overrides: list
     ]
 
 
-def harmonic_mean(base: float, new: float) -> float:
-    return 2 * base * new / (base + new) if base + new else 0.0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ammpl-demo", description=__doc__.splitlines()[0])
     parser.add_argument("--root", default=os.environ.get("AMMPL_DEMO_DATA", DEFAULT_DATA))
@@ -137,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ammpl.mini.benchmark import build_benchmark
+    from ammpl.results.aggregate import harmonic_mean
     from ammpl.utils.errors import AmmplError
 
     if "OMP_NUM_THREADS" not in os.environ:

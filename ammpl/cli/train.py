@@ -12,8 +12,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-import torch
-
 from ammpl.utils import AmmplError, ConfigError
 
 
@@ -126,6 +124,8 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # here, not at module level: `ammpl.sweep.done` loads build_parser only
+
     import ammpl.data.datasets  # noqa: F401  (registers the dataset readers)
     import ammpl.trainers  # noqa: F401  (registers trainers and their config nodes)
     from ammpl.engine import build_trainer, distributed, set_random_seed, setup_logger

@@ -8,7 +8,8 @@
   processes), `slurm.py` (submitit) and `ray_executor.py` (Ray) run one command each;
 - `cli.py`: the `ammpl-sweep` command line.
 
-Nothing here imports torch at import time: `done.py` loads train.py's parser (and torch)
-only when a folder holds a results.json to compare with, and the local executor asks
-torch for the GPUs only when `--gpus` is left to `auto`.
+Nothing here imports torch at import time: `done.py` loads train.py's parser (torch-free)
+only when a folder holds a results.json to compare with, and the config defaults (torch)
+only when a setting is given on one side only; the local executor asks torch for the GPUs
+only when `--gpus` is left to `auto`.
 """

@@ -21,6 +21,7 @@ from typing import NoReturn
 
 from ammpl.sweep.plan import (
     ABLATION_COMBOS,
+    DEFAULT_SEEDS,
     PAPER_DATASETS,
     PROTOCOLS,
     TABLE_KIND,
@@ -53,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{' '.join(fewshot_only_methods())} coop; zeroshot: zsclip coop; ablation: ammpl)",
     )
     what.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="(the paper's 9)")
-    what.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    what.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))
     what.add_argument(
         "--shots",
         nargs="+",

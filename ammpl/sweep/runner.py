@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ammpl.sweep.done import DONE, check_folder, requested_settings
+from ammpl.sweep.done import DONE, read_record, run_state
 from ammpl.sweep.executors import Executor, Request
 from ammpl.sweep.plan import Run
 from ammpl.sweep.task import log_tail
@@ -75,17 +75,12 @@ def initial_states(runs: Sequence[Run], cwd: str) -> list[str]:
     """SKIPPED for runs already finished with these settings, PENDING for the rest; a
     folder holding a run with other settings raises RunConflictError (before anything
     starts)."""
-    from ammpl.sweep.done import parse_train_args, read_record
-
     states = []
     for run in runs:
-        folder = os.path.join(cwd, run.output_dir)
-        if read_record(folder) is None:  # nothing there yet (no need for train.py's parser)
+        if read_record(os.path.join(cwd, run.output_dir)) is None:  # nothing there yet
             states.append(PENDING)
             continue
-        args = parse_train_args(run.train_args)
-        state = check_folder(folder, requested_settings(args, cwd), run.output_dir)
-        states.append(SKIPPED if state == DONE else PENDING)
+        states.append(SKIPPED if run_state(run.train_args, cwd) == DONE else PENDING)
     return states
 
 

@@ -9,14 +9,13 @@ DPT_SCRIPT_OPTS=(
     TRAINER.DPT.N_CTX_VISION 10 TRAINER.DPT.BOTTOMLIMIT 12 TRAINER.DPT.CPN 10
     OPTIM.LR 0.01 OPTIM.MAX_EPOCH 60 TRAINER.DPT.C 30 TRAINER.DPT.ALPHA 0.3
 )
-ARGS=()
-FLAGS=()
-for arg in "$@"; do
-    if [[ "$arg" == --* ]]; then FLAGS+=("$arg"); else ARGS+=("$arg"); fi
-done
-if ((${#ARGS[@]} >= 3)); then
-    [[ "${ARGS[0]}" == "imagenet" ]] && DPT_SCRIPT_OPTS+=(OPTIM.WARMUP_EPOCH 1)
-    set -- "${ARGS[@]:0:3}" "${DPT_SCRIPT_OPTS[@]}" "${ARGS[@]:3}" "${FLAGS[@]+"${FLAGS[@]}"}"
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+parse_script_flags "$@" # --dry-run anywhere: DATASET is the first of the others
+set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
+if (($# >= 3)); then
+    [[ "$1" == "imagenet" ]] && DPT_SCRIPT_OPTS+=(OPTIM.WARMUP_EPOCH 1)
+    set -- "${@:1:3}" "${DPT_SCRIPT_OPTS[@]}" "${@:4}"
 fi
+[[ "$DRY_RUN" == "1" ]] && set -- "$@" --dry-run
 TRAINER=DPT CFG="${CFG:-vit_b16}" \
     exec bash "$(dirname "${BASH_SOURCE[0]}")/../protocols/fewshot.sh" "$@"

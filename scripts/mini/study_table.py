@@ -11,6 +11,8 @@ import json
 import sys
 from pathlib import Path
 
+from ammpl.results.aggregate import harmonic_mean
+
 MODES = ("threshold", "expected", "sample", "none")
 
 
@@ -33,7 +35,7 @@ def main(folder: str) -> int:
             for mode in MODES:
                 base = accuracy(seed_dir / f"{mode}_base")
                 new = accuracy(seed_dir / f"{mode}_new")
-                hm = 2 * base * new / (base + new) if base and new else None
+                hm = harmonic_mean(base, new) if base and new else None
                 name = f"{variant.name} {seed_dir.name}"
                 print(f"| {name} | {mode} | {cell(base)} | {cell(new)} | {cell(hm)} |")
     print("\nMean over the seeds each variant has:\n")
@@ -46,7 +48,7 @@ def main(folder: str) -> int:
             if None in bases or None in news or not seeds:
                 continue
             base, new = sum(bases) / len(bases), sum(news) / len(news)
-            hm = 2 * base * new / (base + new)
+            hm = harmonic_mean(base, new)
             print(f"| {variant.name} | {len(seeds)} | {mode} | {base:.2f} | {new:.2f} | {hm:.2f} |")
     print("\n| variant | epoch | keep mean | keep std | share < 0.5 | masked in training |")
     print("|---|---|---|---|---|---|")

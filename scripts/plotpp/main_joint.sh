@@ -8,13 +8,17 @@
 set -euo pipefail
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 source "$HERE/../common.sh"
+parse_script_flags "$@"
+set -- "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
 require_args 2 "DATASET M [KEY VALUE ...]" "$@"
 DATASET=$1
 # PLOTPP_LOOP_STAGE=vision: main_visiononly.sh's stage 1 (seed 1 only), through this loop.
 export M=$2 STAGE="${PLOTPP_LOOP_STAGE:-joint}"
 shift 2
+FLAGS=()
+[[ "$DRY_RUN" == "1" ]] && FLAGS=(--dry-run)
 for SHOTS in ${SHOTS_LIST:-1 2 4 8 16}; do
     for SEED in ${SEEDS:-1 2 3}; do
-        bash "$HERE/fewshot.sh" "$DATASET" "$SHOTS" "$SEED" "$@"
+        bash "$HERE/fewshot.sh" "$DATASET" "$SHOTS" "$SEED" "$@" "${FLAGS[@]+"${FLAGS[@]}"}"
     done
 done

@@ -6,5 +6,6 @@
 set -euo pipefail
 HERE="$(dirname "${BASH_SOURCE[0]}")"
 source "$HERE/../common.sh"
-require_args 2 "DATASET M [KEY VALUE ...]" "$@"
+parse_script_flags "$@"
+require_args 2 "DATASET M [KEY VALUE ...]" "${SCRIPT_ARGS[@]+"${SCRIPT_ARGS[@]}"}"
 PLOTPP_LOOP_STAGE=vision SEEDS=1 exec bash "$HERE/main_joint.sh" "$@"
