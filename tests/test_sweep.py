@@ -361,3 +361,22 @@ def test_config_family_options_reach_the_coop_and_zeroshot_steps(tmp_path):
         ["dtd", "rn101"],
         ["imagenet", "rn101"],
     ]
+
+
+def test_log_dir_and_no_table(benchmark_root, fast_python, tmp_path, sweep):
+    """`--log-dir` puts each run's log where asked; `--no-table` skips the closing table,
+    which a second call (everything already finished) prints."""
+    logs = tmp_path / "my_logs"
+    args = (
+        "fewshot", "--methods", "ammpl", "--datasets", "dtd", "--seeds", "1", "--shots", "1",
+        "--data", str(benchmark_root), "--python", fast_python, "--gpus", "none",
+        "--log-dir", str(logs),
+    )  # fmt: skip
+    code, out, _ = sweep(tmp_path, *args, "--no-table", "--", *QUICK)
+    assert code == 0
+    (log,) = logs.rglob("*.log")
+    assert "accuracy" in log.read_text()
+    assert not (tmp_path / "output" / ".sweep").exists()
+    assert "|" not in out
+    code, out, _ = sweep(tmp_path, *args, "--", *QUICK)
+    assert code == 0 and "|" in out
