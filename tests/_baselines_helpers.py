@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import open_clip
+import pytest
 import torch
 
 from ammpl.clip.tiny import build_tiny_clip
@@ -36,6 +37,19 @@ def method_node(name: str, **values):
 
 def images(batch: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module", name="clip3")
+def clip3_fixture() -> open_clip.CLIP:
+    """The 3-block tiny CLIP (seed 1) of the equivalence and PromptSRC tests; import
+    `clip3_fixture` to use it as `clip3`."""
+    return tiny_clip(seed=1, layers=3)
+
+
+@pytest.fixture(scope="module", name="batch")
+def batch_fixture() -> torch.Tensor:
+    """Three random images (seed 0) shared by those tests; import `batch_fixture`."""
+    return images(3)
 
 
 @torch.no_grad()
