@@ -32,13 +32,16 @@ def extend_cfg(cfg: CN) -> None:
 register_cfg_extension(extend_cfg)
 
 
+def normalise(features: torch.Tensor) -> torch.Tensor:
+    """L2-normalise along the last axis, as CLIP does before its cosine logits."""
+    return features / features.norm(dim=-1, keepdim=True)
+
+
 def clip_logits(
     image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
 ) -> torch.Tensor:
     """CLIP's scaled cosine similarity (B, e) × (K, e) → (B, K)."""
-    image_features = image_features / image_features.norm(dim=-1, keepdim=True)
-    text_features = text_features / text_features.norm(dim=-1, keepdim=True)
-    return logit_scale.exp() * image_features @ text_features.t()
+    return logit_scale.exp() * normalise(image_features) @ normalise(text_features).t()
 
 
 class CoOpPromptLearner(ClassPrompts):

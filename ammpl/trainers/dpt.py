@@ -35,7 +35,7 @@ from ammpl.engine import (
 )
 from ammpl.engine.precision import make_grad_scaler
 from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
-from ammpl.trainers.coop import CoOpPromptLearner
+from ammpl.trainers.coop import CoOpPromptLearner, normalise
 from ammpl.trainers.templates import dataset_template
 from ammpl.utils import BackboneError, ConfigError
 
@@ -63,10 +63,6 @@ def extend_cfg(cfg: CN) -> None:
 
 
 register_cfg_extension(extend_cfg)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 class VisionPromptStack(nn.Module):

@@ -16,6 +16,7 @@ from yacs.config import CfgNode as CN
 
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import register_cfg_extension
+from ammpl.trainers.coop import normalise
 from ammpl.trainers.ivlp import IVLPCLIP
 from ammpl.trainers.promptsrc.losses import SRCOutputs, SRCWeights, promptsrc_loss
 from ammpl.trainers.templates import PROMPTSRC_TEMPLATES, encode_templates
@@ -40,10 +41,6 @@ def extend_cfg(cfg: CN) -> None:
 
 
 register_cfg_extension(extend_cfg)
-
-
-def normalise(features: torch.Tensor) -> torch.Tensor:
-    return features / features.norm(dim=-1, keepdim=True)
 
 
 def teacher_text_features(clip_model: nn.Module, classnames: list[str]) -> torch.Tensor:
