@@ -25,7 +25,6 @@ from yacs.config import CfgNode as CN
 from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.prompts import CTX_INIT_STD, clip_dtype
 from ammpl.clip.text_encoder import TextEncoder
-from ammpl.clip.tokenizer import tokenize
 from ammpl.engine import (
     TRAINER_REGISTRY,
     build_lr_scheduler,
@@ -36,7 +35,7 @@ from ammpl.engine import (
 from ammpl.engine.precision import make_grad_scaler
 from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
 from ammpl.trainers.coop import CoOpPromptLearner, normalise
-from ammpl.trainers.templates import dataset_template
+from ammpl.trainers.templates import dataset_template, encode_templates
 from ammpl.utils import BackboneError, ConfigError
 
 # Reference model names (checkpoint folders) → our model's attribute.
@@ -156,8 +155,7 @@ def zeroshot_text_features(
     clip_model: nn.Module, classnames: list[str], template: str
 ) -> torch.Tensor:
     """L2-normalised features of the dataset template per class (K, e), in CLIP dtype."""
-    token_ids = tokenize([template.format(name.replace("_", " ")) for name in classnames])
-    return normalise(TextEncoder(clip_model).encode_token_ids(token_ids))
+    return normalise(encode_templates(TextEncoder(clip_model), classnames, [template])[0])
 
 
 class DPTCLIP(nn.Module):
