@@ -29,7 +29,6 @@ from ammpl.engine import (
     TRAINER_REGISTRY,
     build_lr_scheduler,
     build_optimizer,
-    compute_accuracy,
     register_cfg_extension,
 )
 from ammpl.engine.precision import make_grad_scaler
@@ -319,17 +318,8 @@ class DPT(CLIPPromptTrainer):
         self.scaler = make_grad_scaler(self.precision, self.device)
         self.record_run_info()
 
-    def forward_backward(self, batch: dict) -> dict:
-        image, label = self.parse_batch_train(batch)
+    def compute_loss(self, image: torch.Tensor, label: torch.Tensor):
+        """DPT's loss (guidance, CE, auxiliary) and the prediction; the shared update."""
         node = self.cfg.TRAINER.DPT
-        with self.autocast():
-            outputs = self.model.forward_all(image)
-            loss = dpt_loss(outputs, label, self.epoch, node.C, node.ALPHA)
-        self.backward_and_update(loss)
-        summary = {
-            "loss": loss.item(),
-            "acc": compute_accuracy(outputs.logits, label)[0].item(),
-        }
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return summary
+        outputs = self.model.forward_all(image)
+        return dpt_loss(outputs, label, self.epoch, node.C, node.ALPHA), outputs.logits, {}
