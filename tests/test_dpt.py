@@ -271,3 +271,13 @@ def test_bottomlimit_beyond_the_tower_means_the_last_block(clip3):
     assert every_block.n_plain == 0 and len(every_block.cavpt.meta_nets) == 3
     with torch.no_grad():
         assert every_block(images(2)).shape == (2, len(CLASSES))
+
+
+def test_cavpt_attn_dim_sets_the_query_key_width(clip3):
+    """TRAINER.DPT.CAVPT_ATTN_DIM: the width of CAVPT's query and key projections."""
+    model = dpt_model(clip3, CAVPT_ATTN_DIM=8)
+    assert model.cavpt.attns
+    for attention in model.cavpt.attns:
+        assert attention.qmlp.out_features == attention.kmlp.out_features == 8
+    with torch.no_grad():
+        assert model(images(2)).shape == (2, len(CLASSES))
