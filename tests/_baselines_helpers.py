@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import open_clip
 import pytest
 import torch
@@ -80,3 +83,34 @@ def record_block_inputs(transformer) -> tuple[list[torch.Tensor], list]:
         for block in transformer.resblocks
     ]
     return inputs, handles
+
+
+def build_fixture_trainer(repo_root: Path, config: str, seed: int, *option_lists: Sequence[str]):
+    """The trainer of `configs/trainers/<config>` on the fixture Caltech101 with the tiny
+    backbone on the CPU, each of `option_lists` merged in turn (later ones win), seeded."""
+    import ammpl.data.datasets  # noqa: F401
+    import ammpl.trainers  # noqa: F401
+    from ammpl.engine import (
+        build_trainer,
+        get_cfg_default,
+        merge_from_file,
+        merge_from_list,
+        set_random_seed,
+    )
+
+    cfg = get_cfg_default()
+    merge_from_file(cfg, repo_root / "configs" / "trainers" / config)
+    merge_from_list(
+        cfg,
+        [
+            "DATASET.NAME", "Caltech101",
+            "MODEL.BACKBONE.NAME", "tiny",
+            "DATALOADER.NUM_WORKERS", "0",
+            "USE_CUDA", "False",
+        ],
+    )  # fmt: skip
+    for options in option_lists:
+        merge_from_list(cfg, list(options))
+    cfg.freeze()
+    set_random_seed(seed)
+    return build_trainer(cfg)
