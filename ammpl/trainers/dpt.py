@@ -34,6 +34,7 @@ from ammpl.engine import (
 from ammpl.engine.precision import make_grad_scaler
 from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
 from ammpl.trainers.coop import CoOpPromptLearner, normalise
+from ammpl.trainers.ivlp import EvalTextCache
 from ammpl.trainers.templates import dataset_template, encode_templates
 from ammpl.utils import BackboneError, ConfigError
 
@@ -210,9 +211,15 @@ class DPTCLIP(nn.Module):
         self.cavpt = cavpt.to(device=device, dtype=dtype)  # all fp16 in the fp16 mode (D8)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.text_cache = EvalTextCache()
 
     def learned_text_features(self) -> torch.Tensor:
-        return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
+        """The CoOp prompts' features (K, e); encoded once for all evaluation batches."""
+
+        def compute() -> torch.Tensor:
+            return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
+
+        return self.text_cache.get(self, compute)
 
     @torch.no_grad()
     def zeroshot_ranking(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
