@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
+
 import open_clip
+import pytest
 import torch
 
 from ammpl.clip.tiny import build_tiny_clip
@@ -38,6 +42,19 @@ def images(batch: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.randn(batch, 3, 224, 224, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.fixture(scope="module", name="clip3")
+def clip3_fixture() -> open_clip.CLIP:
+    """The 3-block tiny CLIP (seed 1) of the equivalence and PromptSRC tests; import
+    `clip3_fixture` to use it as `clip3`."""
+    return tiny_clip(seed=1, layers=3)
+
+
+@pytest.fixture(scope="module", name="batch")
+def batch_fixture() -> torch.Tensor:
+    """Three random images (seed 0) shared by those tests; import `batch_fixture`."""
+    return images(3)
+
+
 @torch.no_grad()
 def reference_text_features(clip_model, template: str, classnames: list[str]) -> torch.Tensor:
     """open_clip's own encode_text of the filled template, L2-normalised."""
@@ -66,3 +83,34 @@ def record_block_inputs(transformer) -> tuple[list[torch.Tensor], list]:
         for block in transformer.resblocks
     ]
     return inputs, handles
+
+
+def build_fixture_trainer(repo_root: Path, config: str, seed: int, *option_lists: Sequence[str]):
+    """The trainer of `configs/trainers/<config>` on the fixture Caltech101 with the tiny
+    backbone on the CPU, each of `option_lists` merged in turn (later ones win), seeded."""
+    import ammpl.data.datasets  # noqa: F401
+    import ammpl.trainers  # noqa: F401
+    from ammpl.engine import (
+        build_trainer,
+        get_cfg_default,
+        merge_from_file,
+        merge_from_list,
+        set_random_seed,
+    )
+
+    cfg = get_cfg_default()
+    merge_from_file(cfg, repo_root / "configs" / "trainers" / config)
+    merge_from_list(
+        cfg,
+        [
+            "DATASET.NAME", "Caltech101",
+            "MODEL.BACKBONE.NAME", "tiny",
+            "DATALOADER.NUM_WORKERS", "0",
+            "USE_CUDA", "False",
+        ],
+    )  # fmt: skip
+    for options in option_lists:
+        merge_from_list(cfg, list(options))
+    cfg.freeze()
+    set_random_seed(seed)
+    return build_trainer(cfg)

@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ammpl.engine import (
-    build_trainer,
-    get_cfg_default,
-    merge_from_file,
-    merge_from_list,
-    set_random_seed,
-)
 from ammpl.trainers.ivlp import REFERENCE_KEY_MAP
 from ammpl.utils import CheckpointError
+from tests._baselines_helpers import build_fixture_trainer
 
 METHODS = {
     "CoCoOp": ("CoCoOp", "CoCoOp/vit_b16_c4_ep10_batch1_ctxv1.yaml", "prompt_learner"),
@@ -33,30 +27,20 @@ CLASS_BUFFERS = ("token_prefix", "token_suffix")
 
 
 def build(repo_root: Path, data_root: Path, out: Path, method: str, subsample: str, seed: int):
-    import ammpl.data.datasets  # noqa: F401
-    import ammpl.trainers  # noqa: F401
-
     trainer, config, _ = METHODS[method]
-    cfg = get_cfg_default()
-    merge_from_file(cfg, repo_root / "configs" / "trainers" / config)
-    merge_from_list(
-        cfg,
+    return build_fixture_trainer(
+        repo_root,
+        config,
+        seed,
         [
             "TRAINER.NAME", trainer,
-            "DATASET.NAME", "Caltech101",
             "DATASET.ROOT", str(data_root),
             "DATASET.NUM_SHOTS", "2",
             "DATASET.SUBSAMPLE_CLASSES", subsample,
             "OUTPUT_DIR", str(out),
-            "MODEL.BACKBONE.NAME", "tiny",
-            "DATALOADER.NUM_WORKERS", "0",
             "DATALOADER.TEST.BATCH_SIZE", "4",
-            "USE_CUDA", "False",
         ],
     )  # fmt: skip
-    cfg.freeze()
-    set_random_seed(seed)
-    return build_trainer(cfg)
 
 
 def one_training_step(trainer) -> None:

@@ -20,7 +20,8 @@ from ammpl.trainers.vpt import VPTCLIP
 from tests._baselines_helpers import (
     CLASSNAMES,
     assert_close,
-    images,
+    batch_fixture,  # noqa: F401  (pytest fixture `batch`)
+    clip3_fixture,  # noqa: F401  (pytest fixture `clip3`)
     method_node,
     normalise,
     record_block_inputs,
@@ -34,16 +35,6 @@ LABELS = torch.tensor([0, 2, 1])
 @pytest.fixture(scope="module")
 def clip2():
     return tiny_clip(seed=0, layers=2)
-
-
-@pytest.fixture(scope="module")
-def clip3():
-    return tiny_clip(seed=1, layers=3)
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return images(3)
 
 
 def randomise_(*tensors: torch.Tensor, seed: int = 0, std: float = 0.05) -> None:

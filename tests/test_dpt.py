@@ -271,3 +271,28 @@ def test_bottomlimit_beyond_the_tower_means_the_last_block(clip3):
     assert every_block.n_plain == 0 and len(every_block.cavpt.meta_nets) == 3
     with torch.no_grad():
         assert every_block(images(2)).shape == (2, len(CLASSES))
+
+
+def test_cavpt_attn_dim_sets_the_query_key_width(clip3):
+    """TRAINER.DPT.CAVPT_ATTN_DIM: the width of CAVPT's query and key projections."""
+    model = dpt_model(clip3, CAVPT_ATTN_DIM=8)
+    assert model.cavpt.attns
+    for attention in model.cavpt.attns:
+        assert attention.qmlp.out_features == attention.kmlp.out_features == 8
+    with torch.no_grad():
+        assert model(images(2)).shape == (2, len(CLASSES))
+
+
+def test_eval_text_cache_is_exact_and_follows_parameter_updates(clip3):
+    """In evaluation the learned text features are encoded once, not once per batch."""
+    model = dpt_model(clip3).eval()
+    with torch.no_grad():
+        first = model.learned_text_features()
+        assert model.learned_text_features() is first  # reused while nothing changed
+        ctx = model.prompt_learner.ctx
+        step = torch.randn(ctx.shape, generator=torch.Generator().manual_seed(0))
+        ctx.add_(0.5 * step)  # what an optimiser step does: in place
+        cached = model.learned_text_features()
+    fresh = model.learned_text_features().detach()  # grads on: never cached
+    assert_close(cached, fresh)
+    assert (cached - first).abs().max() > 1e-3

@@ -23,23 +23,14 @@ from ammpl.utils import ConfigError
 from tests._baselines_helpers import (
     CLASSNAMES,
     assert_close,
-    images,
+    batch_fixture,  # noqa: F401  (pytest fixture `batch`)
+    clip3_fixture,  # noqa: F401  (pytest fixture `clip3`)
     method_node,
     normalise,
     tiny_clip,
 )
 
 LABELS = torch.tensor([0, 2, 1])
-
-
-@pytest.fixture(scope="module")
-def clip3():
-    return tiny_clip(seed=1, layers=3)
-
-
-@pytest.fixture(scope="module")
-def batch():
-    return images(3)
 
 
 def randomise_prompts_(model: torch.nn.Module, seed: int = 0) -> None:

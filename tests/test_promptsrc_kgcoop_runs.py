@@ -13,14 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from ammpl.engine import (
-    build_trainer,
-    get_cfg_default,
-    merge_from_file,
-    merge_from_list,
-    set_random_seed,
-)
 from ammpl.engine.checkpoint import load_checkpoint
+from tests._baselines_helpers import build_fixture_trainer
 from tests.test_baselines_scripts import (  # noqa: F401  (fast_python is a fixture)
     TINY,
     dry_run,
@@ -38,37 +32,27 @@ EPOCHS = 3
 
 
 def build(repo_root: Path, data_root: Path, out: Path, method: str, opts: tuple = ()):
-    import ammpl.data.datasets  # noqa: F401
-    import ammpl.trainers  # noqa: F401
-
     config, _ = METHODS[method]
-    cfg = get_cfg_default()
-    merge_from_file(cfg, repo_root / "configs" / "trainers" / config)
-    merge_from_list(
-        cfg,
+    gpa = ["TRAINER.PROMPTSRC.GPA_MEAN", "2", "TRAINER.PROMPTSRC.GPA_STD", "1"]
+    return build_fixture_trainer(
+        repo_root,
+        config,
+        1,
         [
             "TRAINER.NAME", method,
-            "DATASET.NAME", "Caltech101",
             "DATASET.ROOT", str(data_root),
             "DATASET.NUM_SHOTS", "4",
             "DATASET.SUBSAMPLE_CLASSES", "base",
             "OUTPUT_DIR", str(out),
-            "MODEL.BACKBONE.NAME", "tiny",
-            "DATALOADER.NUM_WORKERS", "0",
             "DATALOADER.TRAIN_X.BATCH_SIZE", "4",
             "DATALOADER.TEST.BATCH_SIZE", "8",
             "OPTIM.MAX_EPOCH", str(EPOCHS),
             "OPTIM.LR", "0.2",
-            "USE_CUDA", "False",
             "SEED", "1",
         ],
+        gpa if method == "PromptSRC" else [],
+        opts,
     )  # fmt: skip
-    if method == "PromptSRC":
-        merge_from_list(cfg, ["TRAINER.PROMPTSRC.GPA_MEAN", "2", "TRAINER.PROMPTSRC.GPA_STD", "1"])
-    merge_from_list(cfg, list(opts))
-    cfg.freeze()
-    set_random_seed(1)
-    return build_trainer(cfg)
 
 
 def trainable(trainer, method: str) -> dict[str, torch.Tensor]:

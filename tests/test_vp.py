@@ -148,3 +148,12 @@ def test_bad_pad_size_and_method_are_one_line_errors(clip_model):
     model = vp_model(clip_model, size=(64, 64), PROMPT_SIZE=8)
     with pytest.raises(ConfigError, match="set INPUT.SIZE"):
         model.prompter(images(1))
+
+
+def test_init_std_scales_the_initial_pads(clip_model):
+    """TRAINER.VP.INIT_STD: the pads start as INIT_STD times the same N(0, 1) draw."""
+    torch.manual_seed(0)
+    unit = vp_model(clip_model, INIT_STD=1.0).prompter.canvas()
+    torch.manual_seed(0)
+    scaled = vp_model(clip_model, INIT_STD=0.25).prompter.canvas()
+    assert torch.equal(scaled, 0.25 * unit)

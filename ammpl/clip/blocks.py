@@ -155,6 +155,15 @@ def run_blocks(
     return x
 
 
+def cast_prompts(prompts: torch.Tensor, dtype: torch.dtype, round_fp16: bool) -> torch.Tensor:
+    """Prompts already expanded over the batch, in the hidden dtype. `round_fp16` first
+    rounds them through fp16 (the reference's `.half()`, quirk Q5): after the expand, so
+    each sequence's gradient is rounded, then summed in the prompt's own dtype."""
+    if round_fp16:
+        prompts = prompts.half()
+    return prompts.to(dtype)
+
+
 def transient_prompt_hooks(
     block_prompts: BlockPrompts, round_fp16: bool = False
 ) -> tuple[BeforeBlock, AfterBlock]:
@@ -175,10 +184,8 @@ def transient_prompt_hooks(
                 f"prompts for block {index} must be (B, n, {x.shape[2]}) with B = {x.shape[0]}, "
                 f"got {tuple(prompts.shape)}"
             )
-        if round_fp16:
-            prompts = prompts.half()
         appended[index] = prompts.shape[1]
-        return torch.cat([x, prompts.to(x.dtype)], dim=1)
+        return torch.cat([x, cast_prompts(prompts, x.dtype, round_fp16)], dim=1)
 
     def drop(index: int, x: torch.Tensor) -> torch.Tensor:
         n = appended.pop(index, 0)
@@ -218,9 +225,7 @@ def injection_hook(
         if not 1 <= block_index <= len(prompts):
             return x
         prompt = prompts[block_index - 1].expand(x.shape[0], -1, -1)
-        if round_fp16:  # after the expand, as the reference: gradients are rounded per
-            prompt = prompt.half()  # sequence, then summed in the prompt's own dtype
-        prompt = prompt.to(x.dtype)
+        prompt = cast_prompts(prompt, x.dtype, round_fp16)
         n = prompt.shape[1]
         if first_slot is None:
             return torch.cat([x[:, :-n], prompt], dim=1)

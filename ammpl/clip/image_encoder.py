@@ -18,6 +18,7 @@ from torch import nn
 from ammpl.clip.attention_pool import attention_pool_tokens, resnet_trunk
 from ammpl.clip.blocks import (
     BlockPrompts,
+    cast_prompts,
     check_block_supported,
     injection_hook,
     run_blocks,
@@ -171,9 +172,7 @@ class ImageEncoder(nn.Module):
         n_prompts = 0
         if shallow_prompts is not None:
             prompts = shallow_prompts.expand(batch, *shallow_prompts.shape[-2:])
-            if self.round_prompts_fp16:  # per image, as the reference (expand, then .half())
-                prompts = prompts.half()
-            prompts = prompts.to(x.dtype)
+            prompts = cast_prompts(prompts, x.dtype, self.round_prompts_fp16)
             n_prompts = prompts.shape[1]
             x = torch.cat([x, prompts], dim=1)
         if deep_prompts and any(p.shape[0] != n_prompts for p in deep_prompts):

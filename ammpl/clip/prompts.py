@@ -23,6 +23,12 @@ CTX_INIT_STD = 0.02
 CLASS_POSITIONS = ("end", "middle", "front")
 
 
+def check_class_position(position: str, key: str) -> None:
+    """One-line ConfigError naming the config `key` when `position` is no class position."""
+    if position not in CLASS_POSITIONS:
+        raise ConfigError(f"{key} must be one of {', '.join(CLASS_POSITIONS)}, got '{position}'")
+
+
 def clip_dtype(clip_model: nn.Module) -> torch.dtype:
     """The model dtype prompts are cast to: that of `visual.conv1.weight` (as the reference)."""
     return clip_model.visual.conv1.weight.dtype

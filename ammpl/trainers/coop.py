@@ -11,13 +11,10 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from ammpl.clip.image_encoder import ImageEncoder
-from ammpl.clip.prompts import ClassPrompts, init_context
+from ammpl.clip.prompts import ClassPrompts, check_class_position, init_context
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
-from ammpl.utils import ConfigError
-
-CLASS_TOKEN_POSITIONS = ("end", "middle", "front")
 
 
 def extend_cfg(cfg: CN) -> None:
@@ -32,13 +29,16 @@ def extend_cfg(cfg: CN) -> None:
 register_cfg_extension(extend_cfg)
 
 
+def normalise(features: torch.Tensor) -> torch.Tensor:
+    """L2-normalise along the last axis, as CLIP does before its cosine logits."""
+    return features / features.norm(dim=-1, keepdim=True)
+
+
 def clip_logits(
     image_features: torch.Tensor, text_features: torch.Tensor, logit_scale: torch.Tensor
 ) -> torch.Tensor:
     """CLIP's scaled cosine similarity (B, e) × (K, e) → (B, K)."""
-    image_features = image_features / image_features.norm(dim=-1, keepdim=True)
-    text_features = text_features / text_features.norm(dim=-1, keepdim=True)
-    return logit_scale.exp() * image_features @ text_features.t()
+    return logit_scale.exp() * normalise(image_features) @ normalise(text_features).t()
 
 
 class CoOpPromptLearner(ClassPrompts):
@@ -47,11 +47,7 @@ class CoOpPromptLearner(ClassPrompts):
     def __init__(
         self, node: CN, classnames: list[str], clip_model: nn.Module, node_name: str = "COOP"
     ) -> None:
-        if node.CLASS_TOKEN_POSITION not in CLASS_TOKEN_POSITIONS:
-            raise ConfigError(
-                f"TRAINER.{node_name}.CLASS_TOKEN_POSITION must be one of "
-                f"{', '.join(CLASS_TOKEN_POSITIONS)}, got '{node.CLASS_TOKEN_POSITION}'"
-            )
+        check_class_position(node.CLASS_TOKEN_POSITION, f"TRAINER.{node_name}.CLASS_TOKEN_POSITION")
         ctx, prompt_prefix, n_ctx = init_context(
             clip_model,
             node.N_CTX,

@@ -25,18 +25,17 @@ from yacs.config import CfgNode as CN
 from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.prompts import CTX_INIT_STD, clip_dtype
 from ammpl.clip.text_encoder import TextEncoder
-from ammpl.clip.tokenizer import tokenize
 from ammpl.engine import (
     TRAINER_REGISTRY,
     build_lr_scheduler,
     build_optimizer,
-    compute_accuracy,
     register_cfg_extension,
 )
 from ammpl.engine.precision import make_grad_scaler
 from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
-from ammpl.trainers.coop import CoOpPromptLearner
-from ammpl.trainers.templates import dataset_template
+from ammpl.trainers.coop import CoOpPromptLearner, normalise
+from ammpl.trainers.ivlp import EvalTextCache
+from ammpl.trainers.templates import dataset_template, encode_templates
 from ammpl.utils import BackboneError, ConfigError
 
 # Reference model names (checkpoint folders) → our model's attribute.
@@ -63,10 +62,6 @@ def extend_cfg(cfg: CN) -> None:
 
 
 register_cfg_extension(extend_cfg)
-
-
-def normalise(x: torch.Tensor) -> torch.Tensor:
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 class VisionPromptStack(nn.Module):
@@ -160,8 +155,7 @@ def zeroshot_text_features(
     clip_model: nn.Module, classnames: list[str], template: str
 ) -> torch.Tensor:
     """L2-normalised features of the dataset template per class (K, e), in CLIP dtype."""
-    token_ids = tokenize([template.format(name.replace("_", " ")) for name in classnames])
-    return normalise(TextEncoder(clip_model).encode_token_ids(token_ids))
+    return normalise(encode_templates(TextEncoder(clip_model), classnames, [template])[0])
 
 
 class DPTCLIP(nn.Module):
@@ -217,9 +211,15 @@ class DPTCLIP(nn.Module):
         self.cavpt = cavpt.to(device=device, dtype=dtype)  # all fp16 in the fp16 mode (D8)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
+        self.text_cache = EvalTextCache()
 
     def learned_text_features(self) -> torch.Tensor:
-        return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
+        """The CoOp prompts' features (K, e); encoded once for all evaluation batches."""
+
+        def compute() -> torch.Tensor:
+            return self.text_encoder(self.prompt_learner(), self.prompt_learner.eot_indices)
+
+        return self.text_cache.get(self, compute)
 
     @torch.no_grad()
     def zeroshot_ranking(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -325,17 +325,8 @@ class DPT(CLIPPromptTrainer):
         self.scaler = make_grad_scaler(self.precision, self.device)
         self.record_run_info()
 
-    def forward_backward(self, batch: dict) -> dict:
-        image, label = self.parse_batch_train(batch)
+    def compute_loss(self, image: torch.Tensor, label: torch.Tensor):
+        """DPT's loss (guidance, CE, auxiliary) and the prediction; the shared update."""
         node = self.cfg.TRAINER.DPT
-        with self.autocast():
-            outputs = self.model.forward_all(image)
-            loss = dpt_loss(outputs, label, self.epoch, node.C, node.ALPHA)
-        self.backward_and_update(loss)
-        summary = {
-            "loss": loss.item(),
-            "acc": compute_accuracy(outputs.logits, label)[0].item(),
-        }
-        if (self.batch_idx + 1) == self.num_batches:
-            self.update_lr()
-        return summary
+        outputs = self.model.forward_all(image)
+        return dpt_loss(outputs, label, self.epoch, node.C, node.ALPHA), outputs.logits, {}

@@ -18,7 +18,7 @@ from yacs.config import CfgNode as CN
 
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
-from ammpl.trainers.coop import CoOp, CoOpCLIP, clip_logits
+from ammpl.trainers.coop import CoOp, CoOpCLIP, clip_logits, normalise
 from ammpl.trainers.templates import encode_templates, kgcoop_template
 
 COSINE_EPS = 1e-7
@@ -40,10 +40,8 @@ register_cfg_extension(extend_cfg)
 
 def knowledge_guided_term(text_features: torch.Tensor, hand_features: torch.Tensor) -> torch.Tensor:
     """1 − mean over classes of cos(normalised learned, normalised hand-crafted), in fp32."""
-    learned = text_features.float()
-    learned = learned / learned.norm(dim=-1, keepdim=True)
-    hand = hand_features.float()
-    hand = hand / hand.norm(dim=-1, keepdim=True)
+    learned = normalise(text_features.float())
+    hand = normalise(hand_features.float())
     return 1.0 - F.cosine_similarity(learned, hand, dim=1, eps=COSINE_EPS).mean()
 
 
@@ -56,7 +54,7 @@ class KgCoOpCLIP(CoOpCLIP):
     ) -> None:
         super().__init__(node, classnames, clip_model, node_name="KGCOOP")
         hand = encode_templates(TextEncoder(clip_model), classnames, [template])[0]
-        hand = hand / hand.norm(dim=-1, keepdim=True)  # normalised here and again at use
+        hand = normalise(hand)  # normalised here and again at use
         self.register_buffer("hand_text_features", hand, persistent=False)
         self.weight = float(node.W)
 

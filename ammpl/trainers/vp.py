@@ -20,10 +20,10 @@ from yacs.config import CfgNode as CN
 
 from ammpl.clip.image_encoder import ImageEncoder
 from ammpl.clip.text_encoder import TextEncoder
-from ammpl.clip.tokenizer import tokenize
 from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
 from ammpl.trainers.coop import clip_logits
+from ammpl.trainers.templates import encode_templates
 from ammpl.utils import ConfigError
 
 VP_METHODS = ("padding",)
@@ -115,8 +115,8 @@ def template_text_features(
     clip_model: nn.Module, classnames: list[str], template: str
 ) -> torch.Tensor:
     """Un-normalised features of the template filled with the refined class names (K, e)."""
-    token_ids = tokenize([template.format(refine_classname(name)) for name in classnames])
-    return TextEncoder(clip_model).encode_token_ids(token_ids).float()
+    names = [refine_classname(name) for name in classnames]
+    return encode_templates(TextEncoder(clip_model), names, [template])[0].float()
 
 
 class VPCLIP(nn.Module):

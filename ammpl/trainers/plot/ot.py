@@ -10,6 +10,7 @@ without gradient: backpropagation sees it as a constant.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
@@ -102,11 +103,11 @@ def transport_plan(similarity: torch.Tensor, settings: SinkhornSettings) -> torc
 
 def transported_similarity(similarity: torch.Tensor, settings: SinkhornSettings) -> torch.Tensor:
     """Σ_{m,n} T·S per problem (P,) = 1 − d_OT; the plan T is a constant for autograd."""
-    if not settings.fp32:
-        plan = transport_plan(similarity, settings)
-        return torch.sum(plan * similarity, dim=(1, 2)).contiguous()
-    similarity = similarity.float()
-    with torch.autocast(similarity.device.type, enabled=False):  # amp would cast back
+    precision = contextlib.nullcontext()
+    if settings.fp32:
+        similarity = similarity.float()
+        precision = torch.autocast(similarity.device.type, enabled=False)  # amp would cast back
+    with precision:
         plan = transport_plan(similarity, settings)
         return torch.sum(plan * similarity, dim=(1, 2)).contiguous()
 

@@ -15,7 +15,7 @@ from torch import nn
 from yacs.config import CfgNode as CN
 
 from ammpl.clip.image_encoder import ImageEncoder, is_resnet_tower, require_image_tower
-from ammpl.clip.prompts import CLASS_POSITIONS, ClassPrompts, init_context
+from ammpl.clip.prompts import ClassPrompts, check_class_position, init_context
 from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY, register_cfg_extension
 from ammpl.trainers.base import CLIPPromptTrainer
@@ -85,11 +85,7 @@ class PLOTPromptLearner(ClassPrompts):
                 f"all N prompts the same start, and identical prompts never separate; got "
                 f"'{node.CTX_INIT}'"
             )
-        if node.CLASS_TOKEN_POSITION not in CLASS_POSITIONS:
-            raise ConfigError(
-                f"TRAINER.PLOT.CLASS_TOKEN_POSITION must be one of {', '.join(CLASS_POSITIONS)}"
-                f", got '{node.CLASS_TOKEN_POSITION}'"
-            )
+        check_class_position(node.CLASS_TOKEN_POSITION, "TRAINER.PLOT.CLASS_TOKEN_POSITION")
         n_classes, n_prompts = len(classnames), node.N
         # One N(0, 0.02²) draw of (N, n_ctx, d_t) as the reference (or (N·K, n_ctx, d_t)
         # for class-specific context), through the shared "one context per row" path.

@@ -14,8 +14,8 @@ import torch
 from torch import nn
 from yacs.config import CfgNode as CN
 
-from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import register_cfg_extension
+from ammpl.trainers.coop import normalise
 from ammpl.trainers.ivlp import IVLPCLIP
 from ammpl.trainers.promptsrc.losses import SRCOutputs, SRCWeights, promptsrc_loss
 from ammpl.trainers.templates import PROMPTSRC_TEMPLATES, encode_templates
@@ -42,13 +42,10 @@ def extend_cfg(cfg: CN) -> None:
 register_cfg_extension(extend_cfg)
 
 
-def normalise(features: torch.Tensor) -> torch.Tensor:
-    return features / features.norm(dim=-1, keepdim=True)
-
-
-def teacher_text_features(clip_model: nn.Module, classnames: list[str]) -> torch.Tensor:
-    """Un-normalised mean over PROMPTSRC_TEMPLATES of frozen CLIP's class text features (K, e)."""
-    return encode_templates(TextEncoder(clip_model), classnames, PROMPTSRC_TEMPLATES).mean(dim=0)
+def teacher_text_features(text_encoder: nn.Module, classnames: list[str]) -> torch.Tensor:
+    """Un-normalised mean over PROMPTSRC_TEMPLATES of the frozen text tower's class
+    features (K, e)."""
+    return encode_templates(text_encoder, classnames, PROMPTSRC_TEMPLATES).mean(dim=0)
 
 
 class PromptSRCCLIP(IVLPCLIP):
@@ -73,8 +70,8 @@ class PromptSRCCLIP(IVLPCLIP):
         """The teacher's normalised class features (K, e); computed here, from the model's
         own (frozen) text tower, on first use when none were given at construction."""
         if self.zs_text_features is None:
-            raw = encode_templates(self.text_encoder, self.classnames, PROMPTSRC_TEMPLATES)
-            self.zs_text_features = normalise(raw.mean(dim=0).float())
+            raw = teacher_text_features(self.text_encoder, self.classnames)
+            self.zs_text_features = normalise(raw.float())
         return self.zs_text_features
 
     def forward_train(self, image: torch.Tensor) -> SRCOutputs:

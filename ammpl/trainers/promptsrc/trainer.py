@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ammpl.clip.text_encoder import TextEncoder
 from ammpl.engine import TRAINER_REGISTRY
 from ammpl.trainers.base import trainable_parameters
 from ammpl.trainers.ivlp import IVLP
@@ -39,7 +40,8 @@ class PromptSRC(IVLP):
         """The teacher's text features from the fp32 weights, as the reference's float
         copy of CLIP computes them in every precision mode."""
         clip_model.to(self.device)
-        self._teacher_text = teacher_text_features(clip_model, self.dm.dataset.classnames)
+        classnames = self.dm.dataset.classnames
+        self._teacher_text = teacher_text_features(TextEncoder(clip_model), classnames)
 
     def build_custom_clip(self, classnames: list[str], clip_model: nn.Module) -> nn.Module:
         teacher = getattr(self, "_teacher_text", None)
