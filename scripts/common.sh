@@ -16,6 +16,8 @@
 #                                holds a run with other settings (ammpl/sweep/done.py)
 #   config_max_epoch CFG [KEY VALUE ...]   OPTIM.MAX_EPOCH of a config file, trailing
 #                                overrides applied (the epoch an evaluation must load)
+#   config_values CFG KEY...     "KEY VALUE" for each dotted KEY the config file sets (to give
+#                                a config's own values back after a script's pinned overrides)
 #   run_train DIR ARGS...        run train.py ARGS unless DIR is done (run_is_done DIR ARGS);
 #                                with DRY_RUN print it
 #   dataset_config NAME          path of configs/datasets/NAME.yaml (exit 2 listing names if absent)
@@ -83,6 +85,21 @@ run_is_done() {
     # exit 0: finished, 1: to run, 2: the folder holds a run with other settings (one line
     # on stderr). The rule is ammpl/sweep/done.py, shared with ammpl-sweep.
     PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PYTHON" -m ammpl.sweep.done "$@"
+}
+
+config_values() {
+    "$PYTHON" -c '
+import sys, yaml
+cfg = yaml.safe_load(open(sys.argv[1])) or {}
+words = []
+for key in sys.argv[2:]:
+    node = cfg
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    if node is not None and not isinstance(node, dict):
+        words += [key, str(node)]
+print(" ".join(words))
+' "$@"
 }
 
 config_max_epoch() {

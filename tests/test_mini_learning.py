@@ -21,7 +21,7 @@ from ammpl.mini.model import MINI_WEIGHTS_FILE, MINI_WEIGHTS_HASH
 # Zero-shot accuracy (%) of the committed weights on the MiniColors test split (all 12
 # classes, "a photo of a {}."), as stated in docs/MINI.md, and the tolerance for other
 # torch versions / CPUs.
-ZERO_SHOT_ALL = 22.22
+ZERO_SHOT_ALL = 30.21
 ZERO_SHOT_MARGIN = 2.0
 LEARNING_MARGIN = 5.0  # points above zero-shot on the base classes
 SHOTS = "16"
@@ -29,9 +29,8 @@ TRAINERS = (
     "CoOp", "CoCoOp", "IVLP", "VPT", "MaPLe", "AMMPL",
     "KgCoOp", "PromptSRC", "DPT", "PLOTPP",
 )  # fmt: skip
-# Left out: VP with its own recipe (LR 40) ends below zero-shot here (13.9 % on the base
-# classes, 35.4 % at batch 32); only at a far smaller LR does it clear the margin, which
-# would be tuning to the test (docs/MINI.md, "Newer methods"). PLOT: its own local
+# Left out: VP with its own recipe (LR 40) ends below zero-shot here (31.3 % on the base
+# classes against 48.6 %); docs/MINI.md ("Newer methods") has what was tried. PLOT: its own local
 # features need a ResNet tower, and `mini` has only a ViT one.
 
 
@@ -87,7 +86,7 @@ def zero_shot_base(repo_root, mini_root, tmp_path_factory) -> float:
 def test_zero_shot_accuracy_is_the_stated_one(repo_root, mini_root, tmp_path):
     accuracy = run(repo_root, mini_root, tmp_path, "ZeroshotCLIP", "--eval-only")
     assert abs(accuracy - ZERO_SHOT_ALL) <= ZERO_SHOT_MARGIN, accuracy
-    assert accuracy >= 2.5 * 100 / 12  # 2.7 × chance (docs/MINI.md: below the 3 × aim)
+    assert accuracy >= 3 * 100 / 12  # the 3 × chance aim (docs/MINI.md: 3.6 ×)
 
 
 @pytest.mark.parametrize("trainer", TRAINERS)

@@ -10,7 +10,15 @@ import torch
 
 from ammpl.clip.tokenizer import tokenize
 from ammpl.data.cli import main as data_main
-from ammpl.mini.benchmark import MINI_DATASETS, SPLIT_SIZES, MiniDatasetSpec, build_benchmark
+from ammpl.mini.benchmark import (
+    GENERATOR_VERSION,
+    MINI_DATASETS,
+    SPLIT_SIZES,
+    VERSION_FILE,
+    MiniDatasetSpec,
+    build_benchmark,
+    built_version,
+)
 from ammpl.mini.model import build_mini_clip, pack_state, unpack_state, vocabulary_token_ids
 from ammpl.mini.pretrain import encode_text_prefix, pretrain, sample_batch
 from ammpl.mini.world import caption, render, sample_scene, vocabulary_words
@@ -101,6 +109,23 @@ def test_benchmark_layout_is_coop_like(mini_root):
 def test_building_again_keeps_the_existing_data(mini_root, capsys):
     assert data_main(["mini", "--root", str(mini_root), "MiniColors"]) == 0
     assert "kept MiniColors" in capsys.readouterr().out
+
+
+def test_a_folder_from_an_older_generator_is_rebuilt(mini_root, tmp_path, capsys):
+    import shutil
+
+    spec = MINI_DATASETS["MiniColors"]
+    assert built_version(str(mini_root / spec.folder)) == GENERATOR_VERSION
+    old = tmp_path / spec.folder
+    shutil.copytree(mini_root / spec.folder, old)
+    (old / VERSION_FILE).unlink()  # what a folder built before versions were kept looks like
+    (old / "images" / "red_shape" / "0000.png").write_bytes(b"stale")
+    assert data_main(["mini", "--root", str(tmp_path), "MiniColors"]) == 0
+    assert "rebuilt (older generator) MiniColors" in capsys.readouterr().out
+    assert built_version(str(old)) == GENERATOR_VERSION
+    rebuilt = (old / "images" / "red_shape" / "0000.png").read_bytes()
+    assert rebuilt == (mini_root / spec.folder / "images" / "red_shape" / "0000.png").read_bytes()
+    assert [p.name for p in tmp_path.iterdir()] == [spec.folder]  # nothing left aside
 
 
 def test_unknown_mini_dataset_is_a_one_line_error(tmp_path, capsys):

@@ -4,7 +4,8 @@ Each dataset is a different label space over the world's words, drawn in a style
 pretraining never showed (the analogue of EuroSAT or DTD for CLIP), so zero-shot `mini`
 is well above chance but far from perfect:
 
-- MiniColors (12 classes): name the colour ("red shape"); orange light, noise, clutter.
+- MiniColors (12 classes): name the colour ("red shape"); a strong orange light over a
+  plain grey canvas, nothing else: the purest "consistent shift" of the three.
 - MiniColorPatterns (32 classes): name colour and pattern ("red striped shape"); blue
   light over a cluttered canvas.
 - MiniScenes (36 classes): name colour and background ("blue shape on sand"); green
@@ -21,6 +22,8 @@ All pixels and splits come from one seeded Generator per dataset.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -31,6 +34,10 @@ from ammpl.utils.errors import DataError
 from ammpl.utils.io import atomic_write_text, write_json
 
 SPLIT_SIZES: tuple[tuple[str, int], ...] = (("train", 24), ("val", 6), ("test", 24))
+# Bumped whenever the pixels or splits of a dataset change (styles, world, sizes): a cached
+# folder from another version is rebuilt, so published numbers always meet the same images.
+GENERATOR_VERSION = 2
+VERSION_FILE = "mini_version.txt"
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ MINI_DATASETS: dict[str, MiniDatasetSpec] = {
             folder="mini_colors",
             classes=tuple(_class(f"{colour} shape", colour=colour) for colour in COLOURS),
             style=Style(
-                cast=0.4, tint=(255, 160, 40), noise=14.0, clutter=10, backgrounds="clutter"
+                cast=0.4, tint=(255, 160, 40), backgrounds="clutter"
             ),
             seed=101,
         ),
@@ -83,7 +90,7 @@ MINI_DATASETS: dict[str, MiniDatasetSpec] = {
                 for pattern in PATTERNS
             ),
             style=Style(
-                cast=0.35, tint=(60, 110, 255), noise=10.0, clutter=8, backgrounds="clutter"
+                cast=0.25, tint=(60, 110, 255), noise=10.0, clutter=8, backgrounds="clutter"
             ),
             seed=202,
         ),
@@ -121,10 +128,43 @@ def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
         os.path.join(dataset_dir, "classnames.txt"),
         "".join(f"{cls.folder} {cls.name}\n" for cls in spec.classes),
     )
+    atomic_write_text(os.path.join(dataset_dir, VERSION_FILE), f"{GENERATOR_VERSION}\n")
+
+
+def built_version(dataset_dir: str) -> int:
+    """The generator version a dataset folder was built by (1: before versions were kept)."""
+    try:
+        with open(os.path.join(dataset_dir, VERSION_FILE)) as handle:
+            return int(handle.read().strip() or 0)
+    except FileNotFoundError:
+        return 1
+    except ValueError:
+        return 0
+
+
+def _set_aside_if_stale(root: str, spec: MiniDatasetSpec) -> bool:
+    """Move a folder built by another generator version out of the way; whether it was."""
+    dataset_dir = os.path.join(root, spec.folder)
+    if not os.path.isfile(os.path.join(dataset_dir, spec.split_file)):
+        return False
+    if built_version(dataset_dir) == GENERATOR_VERSION:
+        return False
+    stale = tempfile.mkdtemp(prefix=f".{spec.folder}-stale-", dir=root)
+    try:
+        os.rename(dataset_dir, os.path.join(stale, spec.folder))
+    except OSError:  # a concurrent run moved it first
+        pass
+    shutil.rmtree(stale, ignore_errors=True)
+    return True
 
 
 def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, bool]:
-    """`<root>/<folder>`, generated first if absent (atomically); and whether it was built."""
+    """`<root>/<folder>`, generated first if absent or stale (atomically); whether it was built.
+
+    A complete folder built by another GENERATOR_VERSION is replaced: it is generated data
+    (never user data), and keeping it would pair this release's numbers with other images.
+    """
+    _set_aside_if_stale(root, spec)
     return ensure_generated(
         root,
         spec.folder,
@@ -147,7 +187,9 @@ def build_benchmark(root: str, names: list[str] | None = None, log=print) -> lis
     folders = []
     for name in chosen:
         spec = MINI_DATASETS[name]
+        stale = _set_aside_if_stale(root, spec)
         folder, built = ensure_dataset(root, spec)
-        log(f"{'built' if built else 'kept'} {name}: {folder} ({len(spec.classes)} classes)")
+        action = "rebuilt (older generator)" if stale else "built" if built else "kept"
+        log(f"{action} {name}: {folder} ({len(spec.classes)} classes)")
         folders.append(folder)
     return folders

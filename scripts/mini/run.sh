@@ -30,6 +30,21 @@ step() {
     bash "$@" "${FLAGS[@]+"${FLAGS[@]}"}"
 }
 
+# Keys that a method's own scripts pin to its ViT-B/16 values (DPT's reference run script,
+# PLOT's epoch/batch schedule): the mini config's values for them are passed back after SEED.
+mini_values() {
+    local trainer keys
+    case "$1" in
+        dpt) trainer=DPT keys="TRAINER.COOP.N_CTX TRAINER.COOP.CSC
+                 TRAINER.COOP.CLASS_TOKEN_POSITION TRAINER.DPT.N_CTX_VISION TRAINER.DPT.BOTTOMLIMIT
+                 TRAINER.DPT.CPN OPTIM.LR OPTIM.MAX_EPOCH TRAINER.DPT.C TRAINER.DPT.ALPHA" ;;
+        plotpp) trainer=PLOTPP keys="OPTIM.MAX_EPOCH DATALOADER.TRAIN_X.BATCH_SIZE" ;;
+        *) return 0 ;;
+    esac
+    # shellcheck disable=SC2086  # the keys are words
+    config_values "$(method_config "$trainer" mini)" $keys
+}
+
 script_of() {  # CoOp ships no base-to-new / few-shot wrapper: use the protocol directly
     local method=$1 protocol=$2
     if [[ "$method" == "coop" ]]; then
@@ -68,7 +83,9 @@ case "$PART" in
                 for shots in ${SHOTS_LIST:-1 2 4 8 16}; do
                     for seed in $SEEDS; do
                         [[ "$method" == "coop" ]] && export TRAINER=CoOp
-                        step "$(script_of "$method" fewshot)" "$dataset" "$shots" "$seed" "$@"
+                        # shellcheck disable=SC2046  # KEY VALUE words
+                        step "$(script_of "$method" fewshot)" "$dataset" "$shots" "$seed" \
+                            $(mini_values "$method") "$@"
                         unset TRAINER
                     done
                 done

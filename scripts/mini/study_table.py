@@ -27,6 +27,27 @@ def cell(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
+def fewshot_table(variants: list[Path]) -> None:
+    """All-class accuracy per variant, shots and mode (ammpl_study.sh FEWSHOT), seed-averaged."""
+    runs = sorted({p.name for v in variants for p in v.glob("seed*/fewshot*")},
+                  key=lambda name: int(name.removeprefix("fewshot")))  # fmt: skip
+    if not runs:
+        return
+    print("\nAll classes (few-shot), mean over seeds:\n")
+    print("| variant | shots | seeds | " + " | ".join(MODES) + " |")
+    print("|---|---|---|" + "---|" * len(MODES))
+    for variant in variants:
+        for run in runs:
+            seeds = [s / run for s in sorted(variant.glob("seed*")) if (s / run).is_dir()]
+            cells = []
+            for mode in MODES:
+                values = [accuracy(seed / f"{mode}_all") for seed in seeds]
+                known = [v for v in values if v is not None]
+                cells.append(cell(sum(known) / len(known) if known else None))
+            shots = run.removeprefix("fewshot")
+            print(f"| {variant.name} | {shots} | {len(seeds)} | " + " | ".join(cells) + " |")
+
+
 def main(folder: str) -> int:
     variants = sorted(p for p in Path(folder).iterdir() if p.is_dir())
     print("| variant | mode | Base | Novel | HM |\n|---|---|---|---|---|")
@@ -50,6 +71,7 @@ def main(folder: str) -> int:
             base, new = sum(bases) / len(bases), sum(news) / len(news)
             hm = harmonic_mean(base, new)
             print(f"| {variant.name} | {len(seeds)} | {mode} | {base:.2f} | {new:.2f} | {hm:.2f} |")
+    fewshot_table(variants)
     print("\n| variant | epoch | keep mean | keep std | share < 0.5 | masked in training |")
     print("|---|---|---|---|---|---|")
     for variant in variants:
