@@ -49,12 +49,25 @@ def test_demo_prints_the_table_with_one_notice_and_reuses_runs(
     base, novel, hm = coop[:3]
     assert abs(hm - 2 * base * novel / (base + novel)) < 0.01
     assert zero_shot[0] > 100 / 6  # the mini backbone is not at chance on the base classes
-    assert (tmp_path / "out" / "mini" / "CoOp" / "new" / "results.json").is_file()
+    run_dir = tmp_path / "out" / "mini" / demo.run_folder_tag("mini")
+    assert (run_dir / "CoOp" / "new" / "results.json").is_file()
 
     assert demo.main(args) == 0  # finished runs are re-used: same numbers
     second = capsys.readouterr().out
     again = next(line for line in second.splitlines() if line.startswith("CoOp "))
     assert [float(x) for x in re.findall(r"\d+\.\d\d", again)] == coop
+
+
+def test_runs_of_another_data_version_or_weights_are_not_reused(monkeypatch):
+    from ammpl.mini import benchmark, model
+
+    tag = demo.run_folder_tag("mini")
+    assert tag.startswith(f"data-v{benchmark.GENERATOR_VERSION}") and model.MINI_WEIGHTS_HASH in tag
+    assert demo.run_folder_tag("ViT-B/16") == f"data-v{benchmark.GENERATOR_VERSION}"
+    monkeypatch.setattr(benchmark, "GENERATOR_VERSION", benchmark.GENERATOR_VERSION + 1)
+    assert demo.run_folder_tag("mini") != tag
+    monkeypatch.setattr(model, "MINI_WEIGHTS_HASH", "0" * 16)
+    assert "0" * 16 in demo.run_folder_tag("mini")
 
 
 def test_demo_backbone_override_skips_the_weights_lookup(monkeypatch):

@@ -68,6 +68,20 @@ def _overrides(backbone: str) -> list[str]:
     return ["MODEL.BACKBONE.NAME", backbone, "INPUT.SIZE", "(224, 224)"]
 
 
+def run_folder_tag(backbone: str) -> str:
+    """What the demo's finished runs depend on besides the configs: the dataset's generator
+    version and, for `mini`, its weights. Runs are re-used only under the same tag, so an
+    upgrade that changes either never prints the old table."""
+    from ammpl.mini.benchmark import GENERATOR_VERSION
+
+    tag = f"data-v{GENERATOR_VERSION}"
+    if backbone == "mini":
+        from ammpl.mini.model import MINI_WEIGHTS_HASH
+
+        tag += f"-weights-{MINI_WEIGHTS_HASH}"
+    return tag
+
+
 def read_accuracy(output_dir: Path) -> float | None:
     """The test accuracy recorded in the run's results.json (None if it has none)."""
     try:
@@ -148,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     except AmmplError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code
-    out = Path(args.output_dir) / backbone.replace("/", "-")
+    out = Path(args.output_dir) / backbone.replace("/", "-") / run_folder_tag(backbone)
 
     rows = []
     for label, trainer, config in DEMO_RUNS:
