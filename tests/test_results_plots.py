@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ammpl.results.cli import main as results_main
 from ammpl.results.collect import write_runs_csv
-from ammpl.results.plots import fewshot_panels
+from ammpl.results.plots import curve_style, fewshot_panels
 from tests.test_results_tables import run
 
 SHOTS = (1, 2, 4, 8, 16)
@@ -36,6 +36,13 @@ def test_panel_data_follow_the_average_rule():
     assert average.curves[1].means == [62.0 + k for k in SHOTS]
     assert average.curves[0].shots == [1, 2, 4, 8]
     assert notes == ["average panel: MaPLe at 16 shots left out (1 of 2 datasets)"]
+
+
+def test_more_than_ten_curves_stay_distinguishable():
+    styles = [curve_style(i) for i in range(14)]
+    assert styles[0] == {"color": "C0", "linestyle": "-", "marker": "o"}  # CoOp's look
+    assert len({tuple(sorted(style.items())) for style in styles}) == 14
+    assert styles[10]["color"] == styles[0]["color"] and styles[10]["linestyle"] == "--"
 
 
 def test_plot_command_writes_pdf_and_png(tmp_path, capsys):

@@ -135,6 +135,18 @@ def _y_range(panel: Panel, error_bars: bool) -> tuple[float, float]:
     return low, high
 
 
+# Past matplotlib's ten cycle colours, curves repeat the colours with another line and
+# marker, so that every method of the toolkit (more than ten) stays distinguishable.
+LINE_STYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")
+
+
+def curve_style(index: int) -> dict:
+    """Colour, line style and marker of the index-th curve (CoOp's look for the first ten)."""
+    cycle = (index // 10) % len(LINE_STYLES)
+    return {"color": f"C{index % 10}", "linestyle": LINE_STYLES[cycle], "marker": MARKERS[cycle]}
+
+
 def draw_panel(ax, panel: Panel, error_bars: bool = False) -> None:
     """One panel on a matplotlib Axes."""
     ax.set_facecolor(PANEL_COLOUR)
@@ -144,7 +156,7 @@ def draw_panel(ax, panel: Panel, error_bars: bool = False) -> None:
         spine.set_visible(False)
     low, high = _y_range(panel, error_bars)
     for index, curve in enumerate(panel.curves):
-        style = dict(color=f"C{index % 10}", marker="o", markersize=3, label=curve.label)
+        style = dict(label=curve.label, markersize=3, **curve_style(index))
         if error_bars and any(curve.stds):
             ax.errorbar(curve.shots, curve.means, yerr=curve.stds, capsize=2, **style)
         else:
