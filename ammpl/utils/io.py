@@ -44,6 +44,25 @@ def ensure_writable_dir(dirname: str | os.PathLike, what: str = "output folder")
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# Read once: os.umask can only be read by setting it, which is not safe to repeat in threads.
+_NEW_FILE_MODE = 0o666 & ~_umask()
+
+
+def _final_mode(path: Path) -> int:
+    """The mode a plain `open(path, "w")` would leave: an existing file's, else 0o666 & ~umask
+    (mkstemp's 0o600 would hide results and checkpoints from the rest of a group)."""
+    try:
+        return path.stat().st_mode & 0o7777
+    except OSError:
+        return _NEW_FILE_MODE
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of `path`; on success fsync and rename it over `path`."""
@@ -54,6 +73,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
+            os.fchmod(handle.fileno(), _final_mode(path))
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
