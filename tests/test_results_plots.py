@@ -45,6 +45,26 @@ def test_more_than_ten_curves_stay_distinguishable():
     assert styles[10]["color"] == styles[0]["color"] and styles[10]["linestyle"] == "--"
 
 
+def test_a_long_legend_goes_beside_the_panel():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from ammpl.results.plots import LEGEND_INSIDE_MAX, Curve, Panel, draw_panel
+
+    def legend_x(count: int) -> float:
+        figure = Figure()
+        FigureCanvasAgg(figure)
+        ax = figure.add_subplot(1, 1, 1)
+        curves = [Curve(f"M{i}", [1, 16], [20.0 + i, 40.0 + i]) for i in range(count)]
+        draw_panel(ax, Panel("d", "d", curves, zero_shot=30.0))
+        figure.canvas.draw()
+        box = ax.get_legend().get_window_extent().transformed(ax.transAxes.inverted())
+        return box.x0
+
+    assert legend_x(LEGEND_INSIDE_MAX) < 1.0  # CoOp's look: inside, bottom right
+    assert legend_x(LEGEND_INSIDE_MAX + 1) > 1.0
+
+
 def test_plot_command_writes_pdf_and_png(tmp_path, capsys):
     csv_path = tmp_path / "runs.csv"
     write_runs_csv(curve_runs(), str(csv_path))

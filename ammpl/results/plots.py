@@ -139,6 +139,7 @@ def _y_range(panel: Panel, error_bars: bool) -> tuple[float, float]:
 # marker, so that every method of the toolkit (more than ten) stays distinguishable.
 LINE_STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D")
+LEGEND_INSIDE_MAX = 8  # more curves than this: the legend goes to the right of the panel
 
 
 def curve_style(index: int) -> dict:
@@ -173,15 +174,18 @@ def draw_panel(ax, panel: Panel, error_bars: bool = False) -> None:
     ax.set_xlabel("Number of labeled training examples per class")
     ax.set_ylabel("Score (%)")
     ax.set_title(panel.title, fontweight="bold" if panel.bold_title else "normal")
-    if panel.curves:
+    if len(panel.curves) > LEGEND_INSIDE_MAX:  # it would hide the curves: put it beside them
+        ax.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=FONT_SIZE - 3)
+    elif panel.curves:
         ax.legend(loc="lower right", fontsize=FONT_SIZE - 3)
 
 
-def _figure(columns: int = 1, rows: int = 1):
+def _figure(columns: int = 1, rows: int = 1, legend_beside: bool = False):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(5.2 * columns, 4.2 * rows))
+    width = 5.2 + (2.8 if legend_beside else 0.0)  # the panel keeps its size beside a legend
+    figure = Figure(figsize=(width * columns, 4.2 * rows))
     FigureCanvasAgg(figure)
     return figure
 
@@ -204,14 +208,15 @@ def plot_fewshot(
     os.makedirs(out_dir, exist_ok=True)
     written = []
     with matplotlib.rc_context({"font.size": FONT_SIZE}):
+        beside = any(len(panel.curves) > LEGEND_INSIDE_MAX for panel in panels)
         for panel in panels:
-            figure = _figure()
+            figure = _figure(legend_beside=len(panel.curves) > LEGEND_INSIDE_MAX)
             draw_panel(figure.add_subplot(1, 1, 1), panel, error_bars)
             figure.tight_layout()
             written += _save(figure, os.path.join(out_dir, panel.name), formats)
         columns = min(4, len(panels))
         rows = -(-len(panels) // columns)
-        grid = _figure(columns, rows)
+        grid = _figure(columns, rows, legend_beside=beside)
         for index, panel in enumerate(panels):
             draw_panel(grid.add_subplot(rows, columns, index + 1), panel, error_bars)
         grid.tight_layout()
@@ -226,6 +231,8 @@ def _save(figure, stem: str, formats: Sequence[str]) -> list[str]:
     for fmt in formats:
         path = f"{stem}.{fmt}"
         with atomic_write(path, "wb") as handle:  # never a half-written figure
-            figure.savefig(handle, format=fmt, dpi=150 if fmt == "png" else None)
+            figure.savefig(
+                handle, format=fmt, dpi=150 if fmt == "png" else None, bbox_inches="tight"
+            )
         paths.append(path)
     return paths
