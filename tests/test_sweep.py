@@ -195,12 +195,23 @@ class _InterruptAfterStart(LocalExecutor):
         raise KeyboardInterrupt
 
 
-def test_ctrl_c_ends_running_runs(tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "background"])
+def test_ctrl_c_ends_running_runs(tmp_path, sigint_ignored):
+    # "background": a sweep started with `nohup … &` has SIGINT ignored, and its children
+    # would inherit that; the runs must still end at once when the sweep is interrupted.
+    import signal
+
     runs = [shell_run(i, tmp_path / str(i), "sleep 30") for i in range(3)]
     executor = _InterruptAfterStart([], cpu_slots=2)
     runner = SweepRunner(runs, executor, str(tmp_path / "logs"), str(tmp_path), poll_s=0.01)
     start = time.time()
-    summary = runner.run()
+    previous = signal.getsignal(signal.SIGINT)
+    if sigint_ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        summary = runner.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert summary.interrupted and time.time() - start < 20
     assert [s.state for s in summary.statuses] == [PENDING] * 3
     started = [s.handle.process for s in summary.statuses if s.handle is not None]

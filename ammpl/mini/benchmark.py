@@ -76,9 +76,7 @@ MINI_DATASETS: dict[str, MiniDatasetSpec] = {
             name="MiniColors",
             folder="mini_colors",
             classes=tuple(_class(f"{colour} shape", colour=colour) for colour in COLOURS),
-            style=Style(
-                cast=0.4, tint=(255, 160, 40), backgrounds="clutter"
-            ),
+            style=Style(cast=0.4, tint=(255, 160, 40), backgrounds="clutter"),
             seed=101,
         ),
         MiniDatasetSpec(

@@ -17,12 +17,17 @@ from collections.abc import Mapping, Sequence
 _PR_SET_PDEATHSIG = 1
 
 
-def _end_with_parent() -> None:  # pragma: no cover  (runs in the child before exec)
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except (OSError, AttributeError):
-        pass
+def _child_setup() -> None:  # pragma: no cover  (runs in the child before exec)
+    # A sweep started in the background (`nohup ammpl-sweep … &`) inherits SIGINT as
+    # ignored, and exec passes "ignored" on: its runs would never hear the Ctrl-C that makes
+    # train.py save its state, and would be killed after the grace period instead.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass
 
 
 def start(
@@ -45,7 +50,7 @@ def start(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=new_session,
-            preexec_fn=_end_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=_child_setup if os.name == "posix" else None,
         )
 
 
