@@ -156,14 +156,15 @@ def _set_aside_if_stale(root: str, spec: MiniDatasetSpec) -> bool:
     return True
 
 
-def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, bool]:
-    """`<root>/<folder>`, generated first if absent or stale (atomically); whether it was built.
+def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, str]:
+    """`<root>/<folder>`, generated first if absent or stale (atomically); and what happened:
+    "built", "rebuilt (older generator)" or "kept".
 
     A complete folder built by another GENERATOR_VERSION is replaced: it is generated data
     (never user data), and keeping it would pair this release's numbers with other images.
     """
-    _set_aside_if_stale(root, spec)
-    return ensure_generated(
+    stale = _set_aside_if_stale(root, spec)
+    folder, built = ensure_generated(
         root,
         spec.folder,
         spec.split_file,
@@ -172,6 +173,9 @@ def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, bool]:
         regenerate_hint=f"remove the folder to regenerate it with `ammpl-data mini --root {root}`",
         root_hint="pass a writable --root",
     )
+    if not built:
+        return folder, "kept"
+    return folder, "rebuilt (older generator)" if stale else "built"
 
 
 def build_benchmark(root: str, names: list[str] | None = None, log=print) -> list[str]:
@@ -185,9 +189,7 @@ def build_benchmark(root: str, names: list[str] | None = None, log=print) -> lis
     folders = []
     for name in chosen:
         spec = MINI_DATASETS[name]
-        stale = _set_aside_if_stale(root, spec)
-        folder, built = ensure_dataset(root, spec)
-        action = "rebuilt (older generator)" if stale else "built" if built else "kept"
+        folder, action = ensure_dataset(root, spec)
         log(f"{action} {name}: {folder} ({len(spec.classes)} classes)")
         folders.append(folder)
     return folders

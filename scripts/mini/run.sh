@@ -30,19 +30,23 @@ step() {
     bash "$@" "${FLAGS[@]+"${FLAGS[@]}"}"
 }
 
-# Keys that a method's own scripts pin to its ViT-B/16 values (DPT's reference run script,
-# PLOT's epoch/batch schedule): the mini config's values for them are passed back after SEED.
-mini_values() {
-    local trainer keys
+# DPT's and PLOT++'s scripts pin ViT-B/16 values (DPT's reference run script, PLOT's
+# epoch/batch schedule); for the keys they pin, the mini config's own values are passed back
+# after SEED. The keys are read from those scripts' definitions, not listed again here.
+mini_values() {  # METHOD DATASET SHOTS
+    local trainer pinned=() keys=() i
     case "$1" in
-        dpt) trainer=DPT keys="TRAINER.COOP.N_CTX TRAINER.COOP.CSC
-                 TRAINER.COOP.CLASS_TOKEN_POSITION TRAINER.DPT.N_CTX_VISION TRAINER.DPT.BOTTOMLIMIT
-                 TRAINER.DPT.CPN OPTIM.LR OPTIM.MAX_EPOCH TRAINER.DPT.C TRAINER.DPT.ALPHA" ;;
-        plotpp) trainer=PLOTPP keys="OPTIM.MAX_EPOCH DATALOADER.TRAIN_X.BATCH_SIZE" ;;
+        dpt)
+            source "$SCRIPTS/dpt/reference_opts.bash"
+            trainer=DPT pinned=("${DPT_SCRIPT_OPTS[@]}") ;;
+        plotpp)
+            source "$SCRIPTS/plot/schedule.sh"
+            # shellcheck disable=SC2207  # KEY VALUE words
+            trainer=PLOTPP pinned=($(plot_schedule_opts "$2" "$3")) ;;
         *) return 0 ;;
     esac
-    # shellcheck disable=SC2086  # the keys are words
-    config_values "$(method_config "$trainer" mini)" $keys
+    for ((i = 0; i < ${#pinned[@]}; i += 2)); do keys+=("${pinned[i]}"); done
+    config_values "$(method_config "$trainer" mini)" "${keys[@]}"
 }
 
 script_of() {  # CoOp ships no base-to-new / few-shot wrapper: use the protocol directly
@@ -85,7 +89,7 @@ case "$PART" in
                         [[ "$method" == "coop" ]] && export TRAINER=CoOp
                         # shellcheck disable=SC2046  # KEY VALUE words
                         step "$(script_of "$method" fewshot)" "$dataset" "$shots" "$seed" \
-                            $(mini_values "$method") "$@"
+                            $(mini_values "$method" "$dataset" "$shots") "$@"
                         unset TRAINER
                     done
                 done
