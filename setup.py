@@ -17,7 +17,7 @@ setup(
     include_package_data=True,
     package_data={"ammpl": ["py.typed", "resources/*"]},
     install_requires=[
-        "torch>=2.4",
+        "torch>=2.6",
         "torchvision",
         "open_clip_torch>=2.24",
         "yacs",

@@ -113,7 +113,7 @@ def test_corrupt_or_truncated_checkpoint(tmp_path, damage):
     )
 
 
-def test_numpy_scalars_fall_back_to_full_unpickling(tmp_path):
+def test_numpy_scalars_load_without_full_unpickling(tmp_path):
     path = tmp_path / "dassl.pth.tar"
     torch.save({"state_dict": {}, "epoch": 5, "val_result": np.float64(71.5)}, path)
     loaded = load_checkpoint(path)

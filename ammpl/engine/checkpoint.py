@@ -26,6 +26,7 @@ from ammpl.utils.io import atomic_write, atomic_write_text, mkdir_if_missing
 __all__ = [
     "BEST_MODEL_NAME",
     "POINTER_NAME",
+    "TRUST_ENV",
     "checkpoint_name",
     "latest_checkpoint_path",
     "load_checkpoint",
@@ -133,11 +134,78 @@ def _corrupt(fpath: str) -> CheckpointError:
     )
 
 
-def load_checkpoint(fpath: str | os.PathLike) -> Any:
-    """Load a checkpoint onto the CPU.
+TRUST_ENV = "AMMPL_TRUST_CHECKPOINTS"
 
-    Tries `weights_only=True` first; only a file that holds other Python objects (Dassl
-    checkpoints may contain numpy scalars) is re-read with `weights_only=False`.
+
+def _defaultdict_as_dict(default_factory: Any = None) -> dict:
+    """Stands in for `collections.defaultdict` (an optimizer's `state` inside Dassl's
+    scheduler state), which torch's restricted loader cannot fill; a plain dict holds the
+    same entries."""
+    return {}
+
+
+def _dassl_safe_globals() -> list[Any]:
+    """The classes and functions a Dassl/CoOp checkpoint pickles besides tensors.
+
+    Numpy scalars and dtypes (a `val_result` or a metric), and Dassl's warm-up schedulers,
+    whose `state_dict()` holds the successor scheduler object and, through it, the
+    optimizer. Rebuilding any of these runs no code from the file; anything else is refused.
+    """
+    import numpy as np
+
+    scalar = np._core.multiarray.scalar if hasattr(np, "_core") else np.core.multiarray.scalar
+    allowed: list[Any] = [
+        (scalar, "numpy.core.multiarray.scalar"),  # files written under numpy 1
+        (scalar, "numpy._core.multiarray.scalar"),  # files written under numpy 2
+        np.dtype,
+        dict,
+        (_defaultdict_as_dict, "collections.defaultdict"),
+    ]
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType")]
+    for module, base in (
+        (torch.optim, torch.optim.Optimizer),
+        (torch.optim.lr_scheduler, torch.optim.lr_scheduler.LRScheduler),
+    ):
+        allowed += [
+            obj
+            for obj in vars(module).values()
+            if isinstance(obj, type) and issubclass(obj, base) and obj is not base
+        ]
+    return allowed
+
+
+def _trusted_by_environment() -> bool:
+    return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+def _refused_globals(fpath: str, exc: Exception) -> list[str]:
+    """The globals of `fpath` that the restricted loader refused; [] when it stopped on
+    something else (a damaged or foreign file)."""
+    named = re.findall(r"GLOBAL ([\w.]+)", str(exc))
+    if not named:
+        return []
+    allowed = set()
+    for entry in _dassl_safe_globals():
+        allowed.add(
+            entry[1] if isinstance(entry, tuple) else f"{entry.__module__}.{entry.__qualname__}"
+        )
+    try:
+        found = torch.serialization.get_unsafe_globals_in_checkpoint(fpath)
+    except Exception:  # legacy (non-zip) files: torch's message names the first one
+        found = named
+    return [name for name in found if name not in allowed] or named
+
+
+def load_checkpoint(fpath: str | os.PathLike, trust: bool = False) -> Any:
+    """Load a checkpoint onto the CPU without running code from it.
+
+    The file is unpickled with torch's `weights_only` loader, which also accepts what
+    Dassl/CoOp checkpoints hold beside tensors (`_dassl_safe_globals`). A file that needs any
+    other Python object is refused with one line naming it: such a pickle can run arbitrary
+    code. `trust=True`, or the environment variable AMMPL_TRUST_CHECKPOINTS=1, loads it
+    fully; do that only for a file you made or trust.
     """
     if not fpath:
         raise CheckpointError("No checkpoint path given")
@@ -147,14 +215,26 @@ def load_checkpoint(fpath: str | os.PathLike) -> Any:
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols of junk files
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
-            return torch.load(fpath, map_location="cpu", weights_only=True)
+            with torch.serialization.safe_globals(_dassl_safe_globals()):
+                return torch.load(fpath, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "weights only load failed" not in str(exc).lower():
             raise _corrupt(fpath) from exc
+        refused = exc
     except OSError as exc:
         raise CheckpointError(f"Cannot read checkpoint {fpath}: {exc.strerror or exc}") from exc
     except Exception as exc:  # torch reports a damaged archive with many exception types
         raise _corrupt(fpath) from exc
+    if not (trust or _trusted_by_environment()):
+        names = _refused_globals(fpath, refused)
+        if not names:
+            raise _corrupt(fpath) from refused
+        raise CheckpointError(
+            f"Refusing to load {fpath}: it holds Python objects other than tensors and "
+            f"Dassl checkpoint data ({', '.join(names)}), and unpickling them can run code; "
+            f"if you trust this file, set {TRUST_ENV}=1 and re-run"
+        )
+    print(f"Loading {fpath} with full unpickling ({TRUST_ENV} is set)")
     try:
         return torch.load(fpath, map_location="cpu", weights_only=False)
     except Exception as exc:
