@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -140,14 +141,16 @@ BACKBONE_REGISTRY[TINY_RESNET_NAME] = _tiny_spec(TINY_RESNET_NAME, build_tiny_re
 # pretrained on the mini world (docs/MINI.md), whose weights ship with the package.
 BACKBONE_PROVIDERS: list[str] = ["ammpl.mini.backbone"]
 _loaded_providers: set[str] = set()
+_providers_lock = threading.RLock()  # re-entrant: a provider calls register_backbone
 
 
 def load_backbone_providers() -> None:
     """Import every provider module not imported yet (each registers its backbones)."""
-    for module in BACKBONE_PROVIDERS:
-        if module not in _loaded_providers:
-            _loaded_providers.add(module)  # first: a provider calls register_backbone
-            importlib.import_module(module)
+    with _providers_lock:
+        for module in BACKBONE_PROVIDERS:
+            if module not in _loaded_providers:
+                _loaded_providers.add(module)  # first: the provider reads the table too
+                importlib.import_module(module)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
