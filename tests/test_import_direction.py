@@ -3,7 +3,9 @@
 Every module under ammpl/ is parsed (never imported) and each `import` / `from … import`
 becomes an edge to the deepest ammpl module it names. Imports inside functions count too:
 a lazy import is still a dependency, and all four import circles issue 20 found were
-function-level ones. Only imports under `if TYPE_CHECKING:` are left out (they never run).
+function-level ones. Only imports under `if TYPE_CHECKING:` are left out (they never run),
+and so is the parent package Python imports on the way to a submodule (`ammpl.engine` when
+`ammpl.engine.config` is named): `from ammpl.engine import X` itself is an edge to it.
 
 Two rules: no import circle between modules, and a module imports only from its own
 package or from packages in a lower layer of LAYERS. The one allowed exception is listed in
