@@ -67,7 +67,7 @@ def test_a_damaged_bundled_file_is_refused(tmp_path, monkeypatch):
     data = bytearray(MINI_WEIGHTS_FILE.read_bytes())
     data[-1000] ^= 0xFF  # one flipped byte in the last MiB, which the hash covers
     copy.write_bytes(bytes(data))
-    spec = backbones.BACKBONE_REGISTRY["mini"]
+    spec = backbones.get_backbone_spec("mini")
     sources = type(spec.weights)(display_name="mini", bundled=str(copy))
     monkeypatch.setitem(
         backbones.BACKBONE_REGISTRY, "mini", type(spec)(**{**spec.__dict__, "weights": sources})

@@ -1,7 +1,7 @@
 """CLIP backbones (through open_clip) and the prompt-aware encoder blocks every method shares.
 
 Public API: load_backbone, available_backbones, tokenize, TextEncoder, ImageEncoder,
-ClassPrompts, init_context, run_block, FeatureCache, to_reference_half. Names are
+ClassPrompts, init_context, run_block, to_reference_half. Names are
 resolved lazily so that importing `ammpl.clip` stays cheap and sub-modules can be used
 on their own.
 """
@@ -24,7 +24,6 @@ _EXPORTS = {
     "ClassPrompts": "ammpl.clip.prompts",
     "init_context": "ammpl.clip.prompts",
     "run_block": "ammpl.clip.blocks",
-    "FeatureCache": "ammpl.clip.feature_cache",
     "build_tiny_clip": "ammpl.clip.tiny",
     "TINY_BACKBONE_NAME": "ammpl.clip.tiny",
     "build_tiny_resnet_clip": "ammpl.clip.tiny",

@@ -2,19 +2,23 @@
 
 The table is data, as open_clip keeps its architectures and pretrained weights: the
 Dassl/CoOp names (`ViT-B/16`, `RN50`, …) map to open_clip architectures with OpenAI's
-weights, `tiny` is the seeded random test backbone, `mini` the small CLIP pretrained here
-(weights shipped in the package, docs/MINI.md), and any open_clip `architecture:tag`
-(e.g. `ViT-B-16:openai`, `ViT-B-16-SigLIP:webli`) is accepted as well. `tiny-rn` is the
-random test backbone with a ResNet (ModifiedResNet) image tower, for the RN50 paths.
+weights, `tiny` is the seeded random test backbone, and any open_clip `architecture:tag`
+(e.g. `ViT-B-16:openai`, `ViT-B-16-SigLIP:webli`) is accepted as well. `mini`, the small
+CLIP pretrained here (weights shipped in the package, docs/MINI.md), is added by
+`ammpl.mini.backbone`, a provider module this one names as data (BACKBONE_PROVIDERS) and
+imports when the table is first read. `tiny-rn` is the random test backbone with a ResNet
+(ModifiedResNet) image tower, for the RN50 paths.
 
 `load_backbone` always returns the same kind of object: an open_clip model in fp32,
 frozen, in eval mode, carrying `ammpl_backbone_name`, `ammpl_source` (where the weights
-came from, for logs and results.json) and `ammpl_weights_hash` (for the feature cache).
+came from, for logs and results.json) and `ammpl_weights_hash` (a fingerprint of them).
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -47,13 +51,6 @@ from ammpl.clip.weights import (
     tensors_hash,
     weights_hash,
 )
-from ammpl.mini.model import (
-    MINI_BACKBONE_NAME,
-    MINI_WEIGHTS_FILE,
-    MINI_WEIGHTS_HASH,
-    build_mini_clip,
-    unpack_state,
-)
 from ammpl.utils import BackboneError, closest_name
 
 __all__ = [
@@ -63,6 +60,7 @@ __all__ = [
     "build_architecture",
     "get_backbone_spec",
     "load_backbone",
+    "load_backbone_providers",
     "register_backbone",
     "to_reference_half",
 ]
@@ -136,25 +134,28 @@ BACKBONE_REGISTRY: dict[str, BackboneSpec] = {
 }
 BACKBONE_REGISTRY[TINY_BACKBONE_NAME] = _tiny_spec(TINY_BACKBONE_NAME, build_tiny_clip)
 BACKBONE_REGISTRY[TINY_RESNET_NAME] = _tiny_spec(TINY_RESNET_NAME, build_tiny_resnet_clip)
-# The small CLIP pretrained on the mini world (docs/MINI.md); its weights ship with us.
-BACKBONE_REGISTRY[MINI_BACKBONE_NAME] = BackboneSpec(
-    name=MINI_BACKBONE_NAME,
-    arch=MINI_BACKBONE_NAME,
-    pretrained=None,
-    quick_gelu=True,
-    weights=WeightSources(
-        display_name=MINI_BACKBONE_NAME,
-        bundled=str(MINI_WEIGHTS_FILE),
-        fetch_command="python -m ammpl.mini.pretrain --out mini_clip.pt",
-    ),
-    builder=build_mini_clip,
-    unpack_state=unpack_state,
-    bundled_hash=MINI_WEIGHTS_HASH,
-)
+# Modules that add rows to the table when imported, named here as data: they import this
+# module (never the other way round, `ammpl.mini` sits above `ammpl.clip`), and are
+# imported the first time the table is read (`available_backbones`, `get_backbone_spec`,
+# `load_backbone`, `register_backbone`). `ammpl.mini.backbone` adds `mini`, the small CLIP
+# pretrained on the mini world (docs/MINI.md), whose weights ship with the package.
+BACKBONE_PROVIDERS: list[str] = ["ammpl.mini.backbone"]
+_loaded_providers: set[str] = set()
+_providers_lock = threading.RLock()  # re-entrant: a provider calls register_backbone
+
+
+def load_backbone_providers() -> None:
+    """Import every provider module not imported yet (each registers its backbones)."""
+    with _providers_lock:
+        for module in BACKBONE_PROVIDERS:
+            if module not in _loaded_providers:
+                _loaded_providers.add(module)  # first: the provider reads the table too
+                importlib.import_module(module)
 
 
 def register_backbone(spec: BackboneSpec) -> BackboneSpec:
     """Add a row to the table (a custom architecture, or weights under another name)."""
+    load_backbone_providers()
     if spec.name in BACKBONE_REGISTRY:
         raise KeyError(f'A backbone named "{spec.name}" is already registered')
     BACKBONE_REGISTRY[spec.name] = spec
@@ -163,10 +164,12 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
 
 def available_backbones() -> list[str]:
     """Names of the table; any open_clip `architecture:tag` is accepted too."""
+    load_backbone_providers()
     return list(BACKBONE_REGISTRY)
 
 
 def get_backbone_spec(name: str) -> BackboneSpec:
+    load_backbone_providers()
     if name in BACKBONE_REGISTRY:
         return BACKBONE_REGISTRY[name]
     if ":" in name:

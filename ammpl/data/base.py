@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
+from ammpl.data.fewshot import generate_fewshot_dataset, split_dataset_by_label
 from ammpl.utils.errors import DataError
 
 
@@ -153,12 +154,8 @@ class DatasetBase:
 
     @staticmethod
     def split_dataset_by_label(data_source: Iterable[Datum]) -> dict[int, list[Datum]]:
-        from ammpl.data.fewshot import split_dataset_by_label
-
         return split_dataset_by_label(data_source)
 
     @staticmethod
     def generate_fewshot_dataset(*data_sources, num_shots: int = -1, repeat: bool = False):
-        from ammpl.data.fewshot import generate_fewshot_dataset
-
         return generate_fewshot_dataset(*data_sources, num_shots=num_shots, repeat=repeat)

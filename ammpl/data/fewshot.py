@@ -1,7 +1,9 @@
 """Dassl's few-shot sampler, with exactly its calls into Python's `random`.
 
 The picks depend only on the list order and the global `random` state, so the same seed and
-split file select the same images as Dassl + CoOp (DASSL_API §4, DATASETS §5).
+split file select the same images as Dassl + CoOp (DASSL_API §4, DATASETS §5). Items are
+anything with a `label` (Dassl's `Datum`), so this module does not import `ammpl.data.base`,
+whose `DatasetBase` offers these functions as Dassl's methods.
 """
 
 from __future__ import annotations
@@ -9,21 +11,28 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import Protocol, TypeVar
 
-from ammpl.data.base import Datum
+
+class Labelled(Protocol):
+    @property
+    def label(self) -> int: ...
 
 
-def split_dataset_by_label(data_source: Iterable[Datum]) -> dict[int, list[Datum]]:
+Item = TypeVar("Item", bound=Labelled)  # a `Datum`, or anything else with a label
+
+
+def split_dataset_by_label(data_source: Iterable[Item]) -> dict[int, list[Item]]:
     """Label → items, keys in order of first appearance (the order the sampler visits)."""
-    groups: dict[int, list[Datum]] = defaultdict(list)
+    groups: dict[int, list[Item]] = defaultdict(list)
     for item in data_source:
         groups[item.label].append(item)
     return groups
 
 
 def generate_fewshot_dataset(
-    *data_sources: list[Datum], num_shots: int = -1, repeat: bool = False
-) -> list[Datum] | tuple[list[Datum], ...] | list[list[Datum]]:
+    *data_sources: list[Item], num_shots: int = -1, repeat: bool = False
+) -> list[Item] | tuple[list[Item], ...] | list[list[Item]]:
     """K items per label of each source; one list back when given one source.
 
     A label with fewer than K items is kept whole (no random call) unless `repeat`, which
@@ -35,7 +44,7 @@ def generate_fewshot_dataset(
     print(f"Creating a {num_shots}-shot dataset")
     output = []
     for data_source in data_sources:
-        picked: list[Datum] = []
+        picked: list[Item] = []
         for items in split_dataset_by_label(data_source).values():
             if len(items) >= num_shots:
                 picked.extend(random.sample(items, num_shots))
@@ -47,7 +56,7 @@ def generate_fewshot_dataset(
     return output[0] if len(output) == 1 else output
 
 
-def shots_per_class(train: Iterable[Datum], num_shots: int) -> dict[str, int]:
+def shots_per_class(train: Iterable[Item], num_shots: int) -> dict[str, int]:
     """Requested K and the fewest / most training images any class ended up with."""
     counts = [len(items) for items in split_dataset_by_label(train).values()]
     return {
@@ -57,7 +66,7 @@ def shots_per_class(train: Iterable[Datum], num_shots: int) -> dict[str, int]:
     }
 
 
-def shortfall_notice(train: Iterable[Datum], num_shots: int) -> str | None:
+def shortfall_notice(train: Iterable[Item], num_shots: int) -> str | None:
     """One line when some class has fewer than the K images asked for (Dassl keeps it whole)."""
     if num_shots < 1:
         return None

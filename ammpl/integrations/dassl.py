@@ -22,7 +22,7 @@ from typing import Any
 
 from yacs.config import CfgNode
 
-from ammpl.integrations.dassl_errors import install_error_hook
+from ammpl.integrations.dassl_errors import REQUIRED_KEYS, install_error_hook
 from ammpl.integrations.dassl_schedulers import repair_warmup_schedulers
 from ammpl.utils import AmmplError, ConfigError, closest_name
 
@@ -34,7 +34,6 @@ NOT_INSTALLED = (
     "the original Dassl is not installed: this integration is for CoOp forks running on "
     "Dassl; use ammpl's own train.py otherwise"
 )
-REQUIRED_KEYS = ("MODEL.BACKBONE.PATH", "MODEL.BACKBONE.ALLOW_TINY_FALLBACK")
 EXTENDED_SECTIONS = ("TRAINER", "MODEL.BACKBONE")
 ENGINE_CLASS_NAMES = ("TrainerBase", "SimpleTrainer", "TrainerX")
 

@@ -19,7 +19,11 @@ import re
 import sys
 from types import TracebackType
 
-__all__ = ["explain", "install_error_hook"]
+__all__ = ["REQUIRED_KEYS", "explain", "install_error_hook"]
+
+# The keys beyond Dassl's that ammpl's trainers read; `ammpl.integrations.dassl.extend_cfg`
+# adds them (defined here, below that module, which imports this one).
+REQUIRED_KEYS = ("MODEL.BACKBONE.PATH", "MODEL.BACKBONE.ALLOW_TINY_FALLBACK")
 
 MISSING_KEY = re.compile(r"Non-existent (?:config )?key: (\S+)")
 EXTEND_LINE = (
@@ -32,7 +36,6 @@ def _ours(key: str) -> bool:
     """Is `key` one that only ammpl's `extend_cfg` adds to a Dassl config?"""
     import ammpl.trainers  # noqa: F401  (registers every method's config node)
     from ammpl.engine import get_cfg_default
-    from ammpl.integrations.dassl import REQUIRED_KEYS
 
     if key in REQUIRED_KEYS:
         return True

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ammpl.data.generated import ensure_generated
 from ammpl.mini.world import BACKGROUNDS, COLOURS, PATTERNS, Style, render, sample_scene
 from ammpl.utils.errors import DataError
+from ammpl.utils.generated import ensure_generated
 from ammpl.utils.io import atomic_write_text, write_json
 
 SPLIT_SIZES: tuple[tuple[str, int], ...] = (("train", 24), ("val", 6), ("test", 24))

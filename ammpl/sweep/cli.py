@@ -184,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
         return dry_run(runs, cwd)
     if args.retries < 0:
         raise ConfigError("--retries must be 0 or more")
-    from ammpl.sweep.executors import make_executor
+    from ammpl.sweep.choose_executor import make_executor
     from ammpl.sweep.runner import SweepRunner
 
     args.log_dir = args.log_dir or os.path.join(args.output_root, ".sweep")

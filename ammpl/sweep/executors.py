@@ -3,8 +3,9 @@
 `submit(requests)` starts runs and returns one handle each; `poll(handle)` gives the exit
 code once the run has ended (None while it runs); `cancel(handle)` ends a run; `capacity` is
 how many runs may run at once (None: as many as the cluster schedules). `local` is here;
-`slurm` (submitit) and `ray` live in their own modules, imported only when chosen, since
-their packages are an optional extra.
+`slurm` (submitit) and `ray` live in their own modules, which import this one;
+`ammpl.sweep.choose_executor` imports them only when chosen, since their packages are an
+optional extra.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from typing import Any, Protocol
 from ammpl.sweep import task
 from ammpl.utils.errors import ConfigError
 
-EXECUTORS = ("local", "slurm", "ray")
 CLUSTER_EXTRA = "pip install -e '.[cluster]'"
 
 
@@ -129,25 +129,3 @@ class LocalExecutor:
 
     def close(self) -> None:
         pass
-
-
-def make_executor(name: str, options: Any) -> Executor:
-    """The executor `name` built from the parsed command-line `options`."""
-    if name == "local":
-        gpus = options.gpus
-        if gpus == "auto":
-            found = visible_gpus()
-        elif gpus in ("", "none", "cpu"):
-            found = []
-        else:
-            found = [g.strip() for g in gpus.split(",") if g.strip()]
-        return LocalExecutor(found, options.per_gpu, options.slots)
-    if name == "slurm":
-        from ammpl.sweep.slurm import SlurmExecutor
-
-        return SlurmExecutor.from_options(options)
-    if name == "ray":
-        from ammpl.sweep.ray_executor import RayExecutor
-
-        return RayExecutor.from_options(options)
-    raise ConfigError(f"unknown executor '{name}'; use one of: {', '.join(EXECUTORS)}")

@@ -20,9 +20,9 @@ from PIL import Image, ImageDraw
 
 from ammpl.data.base import DatasetBase
 from ammpl.data.fewshot_cache import load_or_create_fewshot
-from ammpl.data.generated import ensure_generated
 from ammpl.data.registry import DATASET_REGISTRY
 from ammpl.data.splits import read_split, subsample_classes
+from ammpl.utils.generated import ensure_generated
 from ammpl.utils.io import write_json
 
 DEFAULT_ROOT = os.path.join("~", ".cache", "ammpl", "datasets")

@@ -2,7 +2,8 @@
 
 One rule for all of them: a dataset folder either does not exist or is complete. It is
 built in a temporary sibling folder and renamed into place, so an interrupted build leaves
-nothing half-written behind, and a run that loses a race keeps the winner's copy.
+nothing half-written behind, and a run that loses a race keeps the winner's copy. In
+`ammpl.utils` because both `ammpl.data` (Shapes) and `ammpl.mini`, below data, build with it.
 """
 
 from __future__ import annotations
