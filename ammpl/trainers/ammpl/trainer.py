@@ -71,19 +71,37 @@ class AMMPL(CLIPPromptTrainer):
         return AmmplCLIP(settings, classnames, clip_model)
 
     def optimizer_param_groups(self, registered: nn.Module) -> list:
-        """P in a group of its own: lr × P_LR_MULT (`lr_mult` makes the warm-up scale it too)
-        and no weight decay, which would pull every keep probability towards 0 ("mask
-        everything"). The other tensors form the first group with Dassl's settings."""
+        """The first group holds the context and every tensor without a group of its own,
+        with Dassl's settings. P has its own group: lr × P_LR_MULT (`lr_mult` makes the
+        warm-up scale it too) and no weight decay, which would pull every keep probability
+        towards 0 ("mask everything"). N, f_T and f_I get a group each (lr × PAD_LR_MULT,
+        F_T_LR_MULT, F_I_LR_MULT; weight decay as the first group) only when their
+        multiplier is not 1, so that a run with the defaults builds the optimiser of before
+        and resumes its checkpoints: groups [main, P] or a single list without P."""
+        lr = self.cfg.OPTIM.LR
         params = trainable_parameters(registered)
         P = params.pop("P", None)
-        if P is None:
+        groups = []
+        if P is not None:
+            mult = float(self.cfg.TRAINER.AMMPL.P_LR_MULT)
+            print(f"AMMPL: P trains with lr × {mult:g} and no weight decay")
+            groups.append({"params": [P], "lr": lr * mult, "weight_decay": 0.0, "lr_mult": mult})
+        settings = AmmplSettings.from_cfg(self.cfg.TRAINER.AMMPL)
+        for prefix, mult in settings.lr_mults().items():
+            if mult == 1.0:
+                continue
+            names = [n for n in params if n == prefix or n.startswith(prefix + ".")]
+            key = f"TRAINER.AMMPL.{prefix.upper()}_LR_MULT"
+            if not names:
+                print(f"Note: {key} {mult:g} has no effect: this model has no {prefix}")
+                continue
+            print(f"AMMPL: {prefix} trains with lr × {mult:g}")
+            groups.append(
+                {"params": [params.pop(n) for n in names], "lr": lr * mult, "lr_mult": mult}
+            )
+        if not groups:
             return list(params.values())
-        mult = float(self.cfg.TRAINER.AMMPL.P_LR_MULT)
-        print(f"AMMPL: P trains with lr × {mult:g} and no weight decay")
-        return [
-            {"params": list(params.values())},
-            {"params": [P], "lr": self.cfg.OPTIM.LR * mult, "weight_decay": 0.0, "lr_mult": mult},
-        ]
+        return [{"params": list(params.values())}, *groups]
 
     def _learner(self) -> nn.Module:
         """The prompt learner, also when the model is wrapped (DataParallel, DDP)."""
