@@ -21,6 +21,25 @@ from ammpl.trainers.ammpl.viz import META_FILE
 from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
 from ammpl.utils import write_json
 
+GROUP_KEY = "ammpl_group"  # names the tensors of an optimiser group that has a multiplier
+
+
+def check_group_labels(optimizer, state_dict: dict) -> None:
+    """Before an optimiser state is loaded: the groups with a multiplier must hold the same
+    tensors in the file and in this run. torch only compares group counts and sizes, and
+    f_T and f_I have the same number of tensors, so without this a resume with another
+    multiplier set could hand f_T's momentum to f_I. A ValueError, which the checkpoint
+    loader reports in one line."""
+    for index, (saved, current) in enumerate(
+        zip(state_dict["param_groups"], optimizer.param_groups)
+    ):
+        if saved.get(GROUP_KEY) != current.get(GROUP_KEY):
+            raise ValueError(
+                f"optimiser group {index} holds {saved.get(GROUP_KEY) or 'other tensors'} in "
+                f"the file and {current.get(GROUP_KEY) or 'other tensors'} in this run: resume "
+                "with the TRAINER.AMMPL.*_LR_MULT values of the saved run"
+            )
+
 
 def model_meta(model: AmmplCLIP) -> dict:
     """What a mask picture needs besides the checkpoint: names and geometry."""
@@ -96,12 +115,16 @@ class AMMPL(CLIPPromptTrainer):
                 print(f"Note: {key} {mult:g} has no effect: this model has no {prefix}")
                 continue
             print(f"AMMPL: {prefix} trains with lr × {mult:g}")
-            groups.append(
-                {"params": [params.pop(n) for n in names], "lr": lr * mult, "lr_mult": mult}
-            )
+            members = [params.pop(n) for n in names]
+            groups.append({"params": members, "lr": lr * mult, "lr_mult": mult, GROUP_KEY: prefix})
         if not groups:
             return list(params.values())
         return [{"params": list(params.values())}, *groups]
+
+    def build_model(self) -> None:
+        super().build_model()
+        if self.optim is not None:
+            self.optim.register_load_state_dict_pre_hook(check_group_labels)
 
     def _learner(self) -> nn.Module:
         """The prompt learner, also when the model is wrapped (DataParallel, DDP)."""
