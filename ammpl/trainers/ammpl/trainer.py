@@ -81,6 +81,10 @@ class AMMPL(CLIPPromptTrainer):
             f"order '{settings.interaction_order}', class chunk "
             f"{settings.class_chunk or 'automatic'}"
         )
+        print(
+            f"AMMPL: interaction init '{settings.interact_init}', straight-through '{settings.ste}'"
+            f", fill bound {settings.fill_max_norm:g} (0 = off), test draws {settings.test_draws}"
+        )
         if settings.interact and settings.text_shift == "scalar":
             print(
                 "Note: TEXT_SHIFT 'scalar' adds the same number to every entry of a context "
