@@ -15,6 +15,10 @@ from ammpl.engine.config import register_cfg_extension
 from ammpl.utils import ConfigError
 
 TEST_MASK_MODES = ("threshold", "expected", "sample", "none")
+INTERACT_INITS = ("default", "zero")
+STE_MODES = ("fill", "image")
+# Tensors that may get an optimiser group of their own: (parameter name prefix, config key).
+LR_MULT_KEYS = (("pad", "PAD_LR_MULT"), ("f_T", "F_T_LR_MULT"), ("f_I", "F_I_LR_MULT"))
 TEXT_SHIFTS = ("vector", "scalar")
 INTERACTION_ORDERS = ("image_first", "text_first")
 PRECISIONS = ("fp16", "fp32", "amp", "bf16")
@@ -32,6 +36,12 @@ def extend_cfg(cfg: CN) -> None:
     # every epoch (warm-up included) and no weight decay (decay would pull every keep
     # probability towards 0, "mask everything"). The other tensors keep OPTIM.WEIGHT_DECAY.
     node.P_LR_MULT = 1.0
+    # The padding N, f_T and f_I get a group of their own with lr = OPTIM.LR × their
+    # multiplier (weight decay as the main group) when the multiplier is not 1; at 1 they
+    # stay in the main group, so the optimiser and its checkpoints are those of before.
+    node.PAD_LR_MULT = 1.0
+    node.F_T_LR_MULT = 1.0
+    node.F_I_LR_MULT = 1.0
     node.PAD_INIT_STD = 0.02
     node.MASK = True  # C1: learnable patch mask
     node.PAD = True  # C2: learnable padding of masked patches (needs MASK True)
@@ -40,8 +50,19 @@ def extend_cfg(cfg: CN) -> None:
     # by cosine, so their norm carries no meaning, and normalising keeps the networks' inputs
     # at a fixed scale whatever the backbone.
     node.INTERACT = True
+    # "default": nn.Linear's initialisation for f_I and f_T; "zero": their output layers start
+    # at zero, so h = 0 and E = 0 at step 0 (the prompt is "a photo of a", the fill is N).
+    node.INTERACT_INIT = "default"
+    # Bound on the fill's patch-embedding norm, relative to the mean patch-token norm of the
+    # image it is put into (0 = no bound).
+    node.FILL_MAX_NORM = 0.0
+    # Straight-through gradient of P: "fill" = blend M·I + (1 − M)·fill, dÎ/dM = I − fill;
+    # "image" = Eq. 4–5 literally (M ⊙ I, then the fill): dÎ/dM = I. Same forward.
+    node.STE = "fill"
     node.MASK_PER_IMAGE = True
     node.TEST_MASK = "threshold"
+    # With TEST_MASK "sample": average the logits over this many seeded Bernoulli draws.
+    node.TEST_DRAWS = 1
     node.TEXT_SHIFT = "vector"
     node.INTERACTION_ORDER = "image_first"
     node.HIDDEN_RATIO = 16
@@ -68,12 +89,19 @@ class AmmplSettings:
     p_init_mean: float = 0.9
     p_init_std: float = 0.05
     p_lr_mult: float = 1.0
+    pad_lr_mult: float = 1.0
+    f_t_lr_mult: float = 1.0
+    f_i_lr_mult: float = 1.0
     pad_init_std: float = 0.02
     mask: bool = True
     pad: bool = True
     interact: bool = True
+    interact_init: str = "default"
+    fill_max_norm: float = 0.0
+    ste: str = "fill"
     mask_per_image: bool = True
     test_mask: str = "threshold"
+    test_draws: int = 1
     text_shift: str = "vector"
     interaction_order: str = "image_first"
     hidden_ratio: int = 16
@@ -84,6 +112,8 @@ class AmmplSettings:
         _choice("TEST_MASK", self.test_mask, TEST_MASK_MODES)
         _choice("TEXT_SHIFT", self.text_shift, TEXT_SHIFTS)
         _choice("INTERACTION_ORDER", self.interaction_order, INTERACTION_ORDERS)
+        _choice("INTERACT_INIT", self.interact_init, INTERACT_INITS)
+        _choice("STE", self.ste, STE_MODES)
         if self.n_ctx < 1:
             raise ConfigError(f"TRAINER.AMMPL.N_CTX must be ≥ 1, got {self.n_ctx}")
         if self.hidden_ratio < 1:
@@ -92,8 +122,17 @@ class AmmplSettings:
             raise ConfigError(
                 f"TRAINER.AMMPL.CLASS_CHUNK must be ≥ 0 (0 = automatic), got {self.class_chunk}"
             )
-        if not self.p_lr_mult >= 0:
-            raise ConfigError(f"TRAINER.AMMPL.P_LR_MULT must be ≥ 0, got {self.p_lr_mult}")
+        for key in ("P_LR_MULT", *(key for _, key in LR_MULT_KEYS), "FILL_MAX_NORM"):
+            value = getattr(self, key.lower())
+            if not value >= 0:  # also catches NaN
+                raise ConfigError(f"TRAINER.AMMPL.{key} must be ≥ 0, got {value}")
+        if self.test_draws < 1:
+            raise ConfigError(f"TRAINER.AMMPL.TEST_DRAWS must be ≥ 1, got {self.test_draws}")
+        if self.test_draws > 1 and self.test_mask != "sample":
+            raise ConfigError(
+                f"TRAINER.AMMPL.TEST_DRAWS {self.test_draws} needs TEST_MASK sample (the test "
+                f"mask '{self.test_mask}' is deterministic); set TEST_DRAWS 1 or TEST_MASK sample"
+            )
         if self.p_init_std < 0 or self.pad_init_std < 0:
             raise ConfigError("TRAINER.AMMPL.P_INIT_STD and PAD_INIT_STD must be ≥ 0")
 
@@ -117,18 +156,29 @@ class AmmplSettings:
             p_init_mean=float(node.P_INIT_MEAN),
             p_init_std=float(node.P_INIT_STD),
             p_lr_mult=float(node.P_LR_MULT),
+            pad_lr_mult=float(node.PAD_LR_MULT),
+            f_t_lr_mult=float(node.F_T_LR_MULT),
+            f_i_lr_mult=float(node.F_I_LR_MULT),
             pad_init_std=float(node.PAD_INIT_STD),
             mask=bool(node.MASK),
             pad=bool(node.PAD),
             interact=bool(node.INTERACT),
+            interact_init=str(node.INTERACT_INIT),
+            fill_max_norm=float(node.FILL_MAX_NORM),
+            ste=str(node.STE),
             mask_per_image=bool(node.MASK_PER_IMAGE),
             test_mask=str(node.TEST_MASK),
+            test_draws=int(node.TEST_DRAWS),
             text_shift=str(node.TEXT_SHIFT),
             interaction_order=str(node.INTERACTION_ORDER),
             hidden_ratio=int(node.HIDDEN_RATIO),
             class_chunk=int(node.CLASS_CHUNK),
             seed=max(int(seed), 0),
         )
+
+    def lr_mults(self) -> dict[str, float]:
+        """{parameter name prefix: multiplier} of the tensors that may get their own group."""
+        return {prefix: getattr(self, key.lower()) for prefix, key in LR_MULT_KEYS}
 
     @property
     def uses_padding(self) -> bool:

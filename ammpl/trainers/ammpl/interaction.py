@@ -21,9 +21,12 @@ class GroupedMLP(nn.Module):
     network (groups == 1) every slot goes through it.
     """
 
-    def __init__(self, groups: int, in_dim: int, hidden: int, out_dim: int) -> None:
+    def __init__(
+        self, groups: int, in_dim: int, hidden: int, out_dim: int, zero_output: bool = False
+    ) -> None:
         super().__init__()
         self.groups, self.in_dim, self.hidden, self.out_dim = groups, in_dim, hidden, out_dim
+        self.zero_output = zero_output
         self.weight1 = nn.Parameter(torch.empty(groups, in_dim, hidden))
         self.bias1 = nn.Parameter(torch.empty(groups, hidden))
         self.weight2 = nn.Parameter(torch.empty(groups, hidden, out_dim))
@@ -31,7 +34,12 @@ class GroupedMLP(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """nn.Linear's default initialisation, per network: U(±1/√fan_in) for all tensors."""
+        """nn.Linear's default initialisation, per network: U(±1/√fan_in) for all tensors.
+
+        With `zero_output` the output layer is then set to zero (TRAINER.AMMPL.INTERACT_INIT
+        "zero"): the network outputs exactly 0 until it has trained, and the global RNG is
+        consumed as with the default, so everything drawn afterwards is the same.
+        """
         for weight, bias, fan_in in (
             (self.weight1, self.bias1, self.in_dim),
             (self.weight2, self.bias2, self.hidden),
@@ -39,6 +47,9 @@ class GroupedMLP(nn.Module):
             bound = 1 / math.sqrt(fan_in)
             nn.init.uniform_(weight, -bound, bound)
             nn.init.uniform_(bias, -bound, bound)
+        if self.zero_output:
+            nn.init.zeros_(self.weight2)
+            nn.init.zeros_(self.bias2)
 
     def forward(self, x: torch.Tensor, groups: slice | None = None) -> torch.Tensor:
         x = x.to(self.weight1.dtype)
@@ -53,7 +64,8 @@ class GroupedMLP(nn.Module):
         return torch.einsum("...gh,gho->...go", hidden, w2) + b2
 
     def extra_repr(self) -> str:
-        return f"groups={self.groups}, {self.in_dim} → {self.hidden} → {self.out_dim}"
+        zero = ", zero output init" if self.zero_output else ""
+        return f"groups={self.groups}, {self.in_dim} → {self.hidden} → {self.out_dim}{zero}"
 
 
 def hidden_width(joint_dim: int, ratio: int) -> int:

@@ -35,9 +35,11 @@ from ammpl.trainers.ammpl.interaction import GroupedMLP, hidden_width
 from ammpl.trainers.ammpl.mask_stats import MaskCounter
 from ammpl.trainers.ammpl.masks import eval_mask, init_keep_probability, sample_train_mask
 from ammpl.trainers.ammpl.padding import (
+    bound_fill,
     compose_images,
     embed_patches,
     init_padding,
+    mean_token_norm,
     mix_patch_tokens,
 )
 from ammpl.utils import BackboneError
@@ -125,6 +127,7 @@ class AmmplPromptLearner(ClassPrompts):
         self.f_T: GroupedMLP | None = None
         joint = joint_width(clip_model)
         hidden = hidden_width(joint, settings.hidden_ratio)
+        zero_output = settings.interact_init == "zero"
         if settings.mask:
             grid = self.geometry.grid
             self.P = nn.Parameter(
@@ -140,10 +143,12 @@ class AmmplPromptLearner(ClassPrompts):
         if settings.interact:
             text_width = self.token_prefix.shape[-1]
             shift_width = text_width if settings.text_shift == "vector" else 1
-            self.f_I = GroupedMLP(groups, joint, hidden, shift_width)
+            self.f_I = GroupedMLP(groups, joint, hidden, shift_width, zero_output)
         if settings.uses_text_to_image:
             g = self.geometry
-            self.f_T = GroupedMLP(groups, joint, hidden, g.channels * g.patch * g.patch)
+            self.f_T = GroupedMLP(
+                groups, joint, hidden, g.channels * g.patch * g.patch, zero_output
+            )
         self._test_generator: torch.Generator | None = None
         self.mask_counter = MaskCounter()  # training draws, read and reset once per epoch
         self.mode_changes = 0  # part of cache keys: every train()/eval() invalidates caches
@@ -226,6 +231,7 @@ class _Batch:
     tokens: torch.Tensor | None  # (B, P, d_v) patch tokens (fast path)
     text: torch.Tensor | None  # (K, e) class-only text features (no interaction)
     budget: int  # pairs per block
+    fill_reference: torch.Tensor | None = None  # (B,) mean patch-token norms (FILL_MAX_NORM)
 
 
 class AmmplCLIP(nn.Module):
@@ -254,6 +260,20 @@ class AmmplCLIP(nn.Module):
 
     # -- public ----------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits (B, K). Evaluating with TEST_MASK "sample", the mean of TEST_DRAWS
+        single-draw forwards, drawn one after the other from the run's generator."""
+        draws = self._test_draws()
+        if draws == 1:
+            return self._forward_once(images)
+        return torch.stack([self._forward_once(images) for _ in range(draws)]).mean(dim=0)
+
+    def _test_draws(self) -> int:
+        pl, s = self.prompt_learner, self.settings
+        if pl.training or pl.P is None or s.test_mask != "sample":
+            return 1
+        return s.test_draws
+
+    def _forward_once(self, images: torch.Tensor) -> torch.Tensor:
         batch = self._prepare(images)
         if self.fast and batch.text is not None and self._image_side_shared(batch):
             return self._logits(self._shared_image_features(batch), batch.text)
@@ -268,13 +288,12 @@ class AmmplCLIP(nn.Module):
     def prompted_images(self, images: torch.Tensor) -> torch.Tensor:
         """The images Î (B, K, u, H, W) the encoder sees in this mode (for tests and pictures)."""
         batch = self._prepare(images)
-        pl, n_classes = self.prompt_learner, self.prompt_learner.n_cls
-        shape = (batch.images.shape[0], n_classes)
+        shape = (batch.images.shape[0], self.prompt_learner.n_cls)
         if batch.mask is None:
             return batch.images[:, None].expand(*shape, *batch.images.shape[1:])
         E = self._padding_term(batch, ALL, ALL)[0] if self.settings.interact else None
         mask = batch.mask.expand(*shape, *batch.mask.shape[2:])
-        return compose_images(batch.images, mask, pl.fill(ALL, E))
+        return compose_images(batch.images, mask, self._fill(batch, ALL, ALL, E))
 
     def train(self, mode: bool = True) -> AmmplCLIP:
         super().train(mode)
@@ -301,15 +320,20 @@ class AmmplCLIP(nn.Module):
         if self.fast:
             mask = self._simplified_mask(mask)
         budget = self._budget(images.shape[0] * pl.n_cls)
-        x0 = tokens = text = None
+        x0 = tokens = text = reference = None
         if mask is None or (s.interact and s.interaction_order == "image_first"):
             x0 = self._unprompted_features(images, budget)
-        if mask is not None and self.fast:
+        bounded = mask is not None and s.fill_max_norm > 0 and (s.uses_padding or s.interact)
+        if mask is not None and (self.fast or bounded):
             with torch.no_grad():
                 tokens = self.image_encoder.patch_embed(images)
+            if bounded:
+                reference = mean_token_norm(tokens)
+            if not self.fast:
+                tokens = None
         if not s.interact:
             text = self._class_text_features(budget)
-        return _Batch(images, mask, x0, tokens, text, budget)
+        return _Batch(images, mask, x0, tokens, text, budget, reference)
 
     @staticmethod
     def _simplified_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -421,18 +445,29 @@ class AmmplCLIP(nn.Module):
         if batch.mask is None:
             return batch.x0[images][:, None]
         mask = _take(batch.mask, images, classes)
-        fill = self.prompt_learner.fill(classes, E)
+        fill = self._fill(batch, images, classes, E)
         encoder = self.image_encoder
+        through_fill = self.settings.ste == "fill"
         if self.fast:
             fill_tokens = None if fill is None else embed_patches(encoder.conv1, fill)
-            tokens = mix_patch_tokens(batch.tokens[images], mask, fill_tokens)
+            tokens = mix_patch_tokens(batch.tokens[images], mask, fill_tokens, through_fill)
             features = encoder.forward_tokens(tokens.flatten(0, 1))
             return features.view(*tokens.shape[:2], -1)
         n_images = batch.images[images].shape[0]
         n_classes = len(range(self.prompt_learner.n_cls)[classes])
         mask = mask.expand(n_images, n_classes, *mask.shape[2:])
-        composed = compose_images(batch.images[images], mask, fill)
+        composed = compose_images(batch.images[images], mask, fill, through_fill)
         return encoder(composed.flatten(0, 1)).view(n_images, n_classes, -1)
+
+    def _fill(
+        self, batch: _Batch, images: slice, classes: slice, E: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """N (+ E) for a block, bounded by FILL_MAX_NORM when that is on."""
+        fill = self.prompt_learner.fill(classes, E)
+        if fill is None or batch.fill_reference is None:
+            return fill
+        reference = batch.fill_reference[images]
+        return bound_fill(fill, self.image_encoder.conv1, reference, self.settings.fill_max_norm)
 
     def _logits(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """logit_scale · cos(x, z) (Eq. 10): x (b', c'|1, e), z (b', c', e) or (c', e)."""

@@ -2,6 +2,11 @@
 
     Î[b, i] = M[b, i] ⊙ I[b] + (1 − M[b, i]) ⊙ tile(N_i + E[b, i])
 
+The mask's straight-through gradient (Eq. 11–12) reaches P through every place M enters.
+`mask_grad_to_fill` True (TRAINER.AMMPL.STE "fill") lets it through both terms, so dÎ/dM =
+I − fill; False ("image") only through M ⊙ I (Eq. 4 read literally: the fill is added to
+the masked image afterwards, Eq. 5), so dÎ/dM = I. The forward values are the same.
+
 Two exact ways to feed Î to the ViT. `compose_images` materialises the B·k images (the
 plain path). `mix_patch_tokens` uses that the ViT's patch embedding is linear with no bias,
 so per patch embed(Î) = M·embed(I) + (1 − M)·embed(N + E): each image and each padding
@@ -34,7 +39,10 @@ def _pair_shape(images: int, mask: torch.Tensor, fill: torch.Tensor | None) -> t
 
 
 def compose_images(
-    images: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor | None
+    images: torch.Tensor,
+    mask: torch.Tensor,
+    fill: torch.Tensor | None,
+    mask_grad_to_fill: bool = True,
 ) -> torch.Tensor:
     """Materialised prompted images (B, C, u, H, W).
 
@@ -46,12 +54,16 @@ def compose_images(
     pixel_mask = mask_to_pixels(mask, images.shape[-1] // grid).to(images.dtype)
     out = pixel_mask * images[:, None]
     if fill is not None:
-        out = out + (1 - pixel_mask) * tile_patch(fill.to(images.dtype), grid)
+        fill_mask = pixel_mask if mask_grad_to_fill else pixel_mask.detach()
+        out = out + (1 - fill_mask) * tile_patch(fill.to(images.dtype), grid)
     return out.expand(batch, classes, *images.shape[1:])
 
 
 def mix_patch_tokens(
-    image_tokens: torch.Tensor, mask: torch.Tensor, fill_tokens: torch.Tensor | None
+    image_tokens: torch.Tensor,
+    mask: torch.Tensor,
+    fill_tokens: torch.Tensor | None,
+    mask_grad_to_fill: bool = True,
 ) -> torch.Tensor:
     """Patch tokens of the prompted images (B, C, P, d) without forming the images.
 
@@ -62,7 +74,8 @@ def mix_patch_tokens(
     weights = mask_to_tokens(mask).to(image_tokens.dtype)
     out = weights * image_tokens[:, None]
     if fill_tokens is not None:
-        out = out + (1 - weights) * fill_tokens.to(image_tokens.dtype)[..., None, :]
+        fill_weights = weights if mask_grad_to_fill else weights.detach()
+        out = out + (1 - fill_weights) * fill_tokens.to(image_tokens.dtype)[..., None, :]
     return out.expand(batch, classes, *image_tokens.shape[1:])
 
 
@@ -76,3 +89,25 @@ def embed_patches(patch_conv: nn.Conv2d, patches: torch.Tensor) -> torch.Tensor:
     weight = patch_conv.weight
     flat = patches.reshape(*patches.shape[:-3], -1).to(weight.dtype)
     return F.linear(flat, weight.reshape(weight.shape[0], -1))
+
+
+def mean_token_norm(image_tokens: torch.Tensor) -> torch.Tensor:
+    """(B, P, d) patch tokens → (B,) mean over the image's patches of ‖token‖, in fp32."""
+    return image_tokens.float().norm(dim=-1).mean(dim=-1)
+
+
+def bound_fill(
+    fill: torch.Tensor, patch_conv: nn.Conv2d, reference: torch.Tensor, max_ratio: float
+) -> torch.Tensor:
+    """The fill scaled down where ‖embed(fill)‖ > max_ratio · reference (TRAINER.AMMPL.
+    FILL_MAX_NORM); elsewhere unchanged.
+
+    fill (B|1, C|1, u, q, q); reference (B,), the mean patch-token norm of each image →
+    (B, C|1, u, q, q). The embedding is linear, so scaling the pixels scales the token by
+    the same factor, on the plain and the fast path alike. The factor is differentiable
+    (a bounded fill still learns its direction).
+    """
+    norm = embed_patches(patch_conv, fill).float().norm(dim=-1)  # (B|1, C|1)
+    limit = max_ratio * reference.float()[:, None]  # (B, 1)
+    scale = (limit / norm.clamp_min(torch.finfo(torch.float32).tiny)).clamp(max=1.0)
+    return fill * scale[..., None, None, None].to(fill.dtype)

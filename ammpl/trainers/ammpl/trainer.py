@@ -21,6 +21,25 @@ from ammpl.trainers.ammpl.viz import META_FILE
 from ammpl.trainers.base import CLIPPromptTrainer, trainable_parameters
 from ammpl.utils import write_json
 
+GROUP_KEY = "ammpl_group"  # names the tensors of an optimiser group that has a multiplier
+
+
+def check_group_labels(optimizer, state_dict: dict) -> None:
+    """Before an optimiser state is loaded: the groups with a multiplier must hold the same
+    tensors in the file and in this run. torch only compares group counts and sizes, and
+    f_T and f_I have the same number of tensors, so without this a resume with another
+    multiplier set could hand f_T's momentum to f_I. A ValueError, which the checkpoint
+    loader reports in one line."""
+    for index, (saved, current) in enumerate(
+        zip(state_dict["param_groups"], optimizer.param_groups)
+    ):
+        if saved.get(GROUP_KEY) != current.get(GROUP_KEY):
+            raise ValueError(
+                f"optimiser group {index} holds {saved.get(GROUP_KEY) or 'other tensors'} in "
+                f"the file and {current.get(GROUP_KEY) or 'other tensors'} in this run: resume "
+                "with the TRAINER.AMMPL.*_LR_MULT values of the saved run"
+            )
+
 
 def model_meta(model: AmmplCLIP) -> dict:
     """What a mask picture needs besides the checkpoint: names and geometry."""
@@ -62,6 +81,10 @@ class AMMPL(CLIPPromptTrainer):
             f"order '{settings.interaction_order}', class chunk "
             f"{settings.class_chunk or 'automatic'}"
         )
+        print(
+            f"AMMPL: interaction init '{settings.interact_init}', straight-through '{settings.ste}'"
+            f", fill bound {settings.fill_max_norm:g} (0 = off), test draws {settings.test_draws}"
+        )
         if settings.interact and settings.text_shift == "scalar":
             print(
                 "Note: TEXT_SHIFT 'scalar' adds the same number to every entry of a context "
@@ -71,19 +94,41 @@ class AMMPL(CLIPPromptTrainer):
         return AmmplCLIP(settings, classnames, clip_model)
 
     def optimizer_param_groups(self, registered: nn.Module) -> list:
-        """P in a group of its own: lr × P_LR_MULT (`lr_mult` makes the warm-up scale it too)
-        and no weight decay, which would pull every keep probability towards 0 ("mask
-        everything"). The other tensors form the first group with Dassl's settings."""
+        """The first group holds the context and every tensor without a group of its own,
+        with Dassl's settings. P has its own group: lr × P_LR_MULT (`lr_mult` makes the
+        warm-up scale it too) and no weight decay, which would pull every keep probability
+        towards 0 ("mask everything"). N, f_T and f_I get a group each (lr × PAD_LR_MULT,
+        F_T_LR_MULT, F_I_LR_MULT; weight decay as the first group) only when their
+        multiplier is not 1, so that a run with the defaults builds the optimiser of before
+        and resumes its checkpoints: groups [main, P] or a single list without P."""
+        lr = self.cfg.OPTIM.LR
         params = trainable_parameters(registered)
         P = params.pop("P", None)
-        if P is None:
+        groups = []
+        if P is not None:
+            mult = float(self.cfg.TRAINER.AMMPL.P_LR_MULT)
+            print(f"AMMPL: P trains with lr × {mult:g} and no weight decay")
+            groups.append({"params": [P], "lr": lr * mult, "weight_decay": 0.0, "lr_mult": mult})
+        settings = AmmplSettings.from_cfg(self.cfg.TRAINER.AMMPL)
+        for prefix, mult in settings.lr_mults().items():
+            if mult == 1.0:
+                continue
+            names = [n for n in params if n == prefix or n.startswith(prefix + ".")]
+            key = f"TRAINER.AMMPL.{prefix.upper()}_LR_MULT"
+            if not names:
+                print(f"Note: {key} {mult:g} has no effect: this model has no {prefix}")
+                continue
+            print(f"AMMPL: {prefix} trains with lr × {mult:g}")
+            members = [params.pop(n) for n in names]
+            groups.append({"params": members, "lr": lr * mult, "lr_mult": mult, GROUP_KEY: prefix})
+        if not groups:
             return list(params.values())
-        mult = float(self.cfg.TRAINER.AMMPL.P_LR_MULT)
-        print(f"AMMPL: P trains with lr × {mult:g} and no weight decay")
-        return [
-            {"params": list(params.values())},
-            {"params": [P], "lr": self.cfg.OPTIM.LR * mult, "weight_decay": 0.0, "lr_mult": mult},
-        ]
+        return [{"params": list(params.values())}, *groups]
+
+    def build_model(self) -> None:
+        super().build_model()
+        if self.optim is not None:
+            self.optim.register_load_state_dict_pre_hook(check_group_labels)
 
     def _learner(self) -> nn.Module:
         """The prompt learner, also when the model is wrapped (DataParallel, DDP)."""
