@@ -184,7 +184,8 @@ class CoPromptCLIP(MaPLeCLIP):
             )
         super().__init__(node, classnames, clip_model)
         projection = self.text_encoder.text_projection
-        width = projection.out_features if isinstance(projection, nn.Linear) else projection.shape[1]
+        linear = isinstance(projection, nn.Linear)
+        width = projection.out_features if linear else projection.shape[1]
         dtype = self.text_encoder.dtype
         device = clip_model.ln_final.weight.device
         self.adapter_image = FeatureAdapter(width).to(device=device, dtype=dtype)
