@@ -170,7 +170,7 @@ def test_bad_settings_are_one_line_config_errors(clip3, values, message):
 def test_paper_layers_beyond_a_shallow_tower_use_its_top_block(clip3, capsys):
     model = MMACLIP(node(ADAPTER_START=5, ADAPTER_END=12), CLASSNAMES, clip3)
     assert list(model.adapter_learner.layers) == [3]
-    assert "using 3..3" in capsys.readouterr().out
+    assert "text adapter layers 5..12 beyond the 3 blocks; using 3..3" in capsys.readouterr().out
 
 
 EPOCHS = 2

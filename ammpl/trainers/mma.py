@@ -88,10 +88,24 @@ def build_adapters(
     return adapters.to(device=device, dtype=dtype)
 
 
+def _tower_layers(start: int, end: int, n_blocks: int, tower: str) -> range:
+    """Layers start..end of a tower; paper layers beyond a shallower tower (tiny, mini) end
+    at its top block."""
+    if end > n_blocks:
+        print(
+            f"Note: {tower} adapter layers {start}..{end} beyond the {n_blocks} blocks; "
+            f"using {min(start, n_blocks)}..{n_blocks}"
+        )
+        start, end = min(start, n_blocks), n_blocks
+    return range(start, end + 1)
+
+
 class AdapterLearner(nn.Module):
     """The learned part: text, visual and shared adapters of layers start..end."""
 
-    def __init__(self, node: CN, n_blocks: int, text_width: int, vision_width: int, dtype, device):
+    def __init__(
+        self, node: CN, blocks: tuple[int, int], widths: tuple[int, int], dtype, device
+    ) -> None:
         super().__init__()
         start, end = int(node.ADAPTER_START), int(node.ADAPTER_END)
         if start < 1 or end < start:
@@ -100,22 +114,23 @@ class AdapterLearner(nn.Module):
                 f"≤ end, got {start}..{end} (the reference's layer 0, on the embeddings, is "
                 "not supported)"
             )
-        if end > n_blocks:  # paper layers on a shallower tower (tiny, mini): the top ones
-            print(
-                f"Note: adapter layers {start}..{end} beyond the {n_blocks} blocks; "
-                f"using {min(start, n_blocks)}..{n_blocks}"
-            )
-            start, end = min(start, n_blocks), n_blocks
         if int(node.ADAPTER_DIM) < 1:
             raise ConfigError(f"TRAINER.MMADAPTER.ADAPTER_DIM must be ≥ 1, got {node.ADAPTER_DIM}")
         if float(node.ADAPTER_SCALE) == 0:
             raise ConfigError("TRAINER.MMADAPTER.ADAPTER_SCALE must be non-zero")
-        layers = range(start, end + 1)
+        (n_text, n_vision), (text_width, vision_width) = blocks, widths
         dim = int(node.ADAPTER_DIM)
-        self.layers = layers
-        self.text_adapter = build_adapters(text_width, n_blocks, layers, dim, dtype, device)
-        self.visual_adapter = build_adapters(vision_width, n_blocks, layers, dim, dtype, device)
-        self.shared_adapter = build_adapters(dim, n_blocks, layers, dim, dtype, device)
+        text_layers = _tower_layers(start, end, n_text, "text")
+        vision_layers = _tower_layers(start, end, n_vision, "vision")
+        n_shared = max(n_text, n_vision)
+        self.layers = range(
+            min(text_layers.start, vision_layers.start), max(text_layers[-1], vision_layers[-1]) + 1
+        )
+        self.text_adapter = build_adapters(text_width, n_text, text_layers, dim, dtype, device)
+        self.visual_adapter = build_adapters(
+            vision_width, n_vision, vision_layers, dim, dtype, device
+        )
+        self.shared_adapter = build_adapters(dim, n_shared, self.layers, dim, dtype, device)
         self.adapter_scale = float(node.ADAPTER_SCALE)
 
     def branch(self, tower: nn.ModuleList, block: int, normed: torch.Tensor):
@@ -143,19 +158,11 @@ class MMACLIP(nn.Module):
         self.image_encoder = ImageEncoder(clip_model)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale
-        text_blocks = len(clip_model.transformer.resblocks)
-        vision_blocks = len(clip_model.visual.transformer.resblocks)
-        if text_blocks != vision_blocks:
-            raise ConfigError(
-                f"MMA shares adapters between blocks of equal number in both towers; this "
-                f"backbone has {text_blocks} text and {vision_blocks} vision blocks"
-            )
         device = clip_model.ln_final.weight.device
         self.adapter_learner = AdapterLearner(
             node,
-            text_blocks,
-            clip_model.ln_final.weight.shape[0],
-            clip_model.visual.conv1.weight.shape[0],
+            (len(clip_model.transformer.resblocks), len(clip_model.visual.transformer.resblocks)),
+            (clip_model.ln_final.weight.shape[0], clip_model.visual.conv1.weight.shape[0]),
             self.text_encoder.dtype,
             device,
         )
