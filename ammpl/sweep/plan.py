@@ -132,7 +132,11 @@ def _check_method(protocol: str, method: str) -> None:
     if protocol == "zeroshot" and method in ("zsclip", "coop"):
         return
     if protocol != "zeroshot" and method not in trainable_methods():
-        known = " ".join([*trainable_methods(), *(["coop"] if protocol == "fewshot" else [])])
+        if protocol == "fewshot":
+            fewshot = [m for m in trainable_methods() if m not in no_fewshot_methods()]
+            known = " ".join([*fewshot, "coop"])
+        else:
+            known = " ".join(trainable_methods())
         raise ConfigError(f"unknown METHOD '{method}' for {protocol}; use one of: {known}")
     script = "fewshot.sh" if protocol == "fewshot" else f"{protocol}_train.sh"
     if protocol in ("base2new", "xd", "fewshot") and not (SCRIPTS / method / script).is_file():
