@@ -221,3 +221,22 @@ def test_interrupted_run_resumes_exactly(repo_root, benchmark_root, tmp_path):
     assert resumed.start_epoch == EPOCHS - 1
     for name, value in trained.items():
         assert torch.equal(weights(resumed)[name], value), name
+
+
+def test_the_branch_survives_gradient_checkpointing(clip3):
+    """run_blocks passes the adapter through torch.utils.checkpoint unchanged."""
+    torch.manual_seed(0)
+    model = MMACLIP(node(), CLASSNAMES, clip3)
+    model.train()
+    image, label = images(2), torch.tensor([1, 0])
+    params = list(model.adapter_learner.parameters())
+    plain = torch.autograd.grad(F.cross_entropy(model(image), label), params)
+    for transformer in (clip3.transformer, clip3.visual.transformer):
+        transformer.grad_checkpointing = True
+    try:
+        checkpointed = torch.autograd.grad(F.cross_entropy(model(image), label), params)
+    finally:
+        for transformer in (clip3.transformer, clip3.visual.transformer):
+            transformer.grad_checkpointing = False
+    for got, want in zip(checkpointed, plain):
+        assert_close(got, want, 1e-6)
