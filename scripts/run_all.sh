@@ -11,7 +11,9 @@
 #             vp | dpt | plot | plotpp: fewshot only (plot, plotpp: PLOT's epochs-by-shots
 #             rule; N or M from the environment)
 #             coop: fewshot (CoOp's epoch-by-shots configs); zsclip (or coop): zeroshot
-#             (the list comes from scripts/*/fewshot.sh: ammpl-sweep --help)
+#             mma | coprompt: base2new, xd (their papers have no few-shot protocol)
+#             (the list comes from scripts/*/fewshot.sh and */base2new_train.sh:
+#             ammpl-sweep --help)
 # Env (defaults in brackets):
 #   DATASETS    [the AMMPL paper's 9: caltech101 dtd eurosat fgvc_aircraft oxford_flowers
 #                food101 oxford_pets sun397 ucf101]

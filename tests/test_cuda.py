@@ -79,6 +79,17 @@ def test_logits_in_each_mode_follow_fp32(row, prec):
     assert error <= LOGIT_TOLERANCE[prec], f"relative logit error {error:.3g}"
 
 
+def coprompt_descriptions(benchmark_root, folder) -> list[str]:
+    """CoPrompt's class descriptions for the fixture Caltech101 (users supply them; the test
+    writes a small file from the split's class names), as train.py overrides."""
+    split = json.loads((benchmark_root / "caltech-101/split_zhou_Caltech101.json").read_text())
+    names = {entry[2].replace("_", " ") for part in split.values() for entry in part}
+    folder.mkdir()
+    table = {name: [f"a photo of a {name}.", f"a {name}, described."] for name in names}
+    (folder / "caltech_prompt.json").write_text(json.dumps(table))
+    return ["TRAINER.CoPrompt.DESCRIPTIONS", str(folder)]
+
+
 @pytest.mark.parametrize("prec", PRECISIONS)
 @pytest.mark.parametrize("row", LEARNED, ids=lambda row: row.method)
 def test_one_epoch_trains_and_evaluates_in_each_mode(row, prec, benchmark_root, tmp_path):
@@ -87,6 +98,9 @@ def test_one_epoch_trains_and_evaluates_in_each_mode(row, prec, benchmark_root, 
     cfg_node = TRAINER_REGISTRY.get(row.trainer).CFG_NODE
     assert "PREC" in load_paper_cfg(row).TRAINER[cfg_node]
     out = tmp_path / "run"
+    extra = []
+    if row.trainer == "CoPrompt":
+        extra = coprompt_descriptions(benchmark_root, tmp_path / "gpt_file")
     code = train_main(
         [
             str(a)
@@ -97,7 +111,7 @@ def test_one_epoch_trains_and_evaluates_in_each_mode(row, prec, benchmark_root, 
                 "--output-dir", out, *row.opts,
                 "MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", 0,
                 "OPTIM.MAX_EPOCH", 1, "DATASET.NUM_SHOTS", 2,
-                f"TRAINER.{cfg_node}.PREC", prec,
+                f"TRAINER.{cfg_node}.PREC", prec, *extra,
             ]
         ]
     )  # fmt: skip

@@ -12,6 +12,7 @@ pre-hook on `ln_1` sees what the block receives (after any deep-prompt injection
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import torch
@@ -26,6 +27,9 @@ AfterBlock = Callable[[int, torch.Tensor], torch.Tensor]
 # Prompts a method appends for one block: (block index, hidden state (B, L, D)) → (B, n, D)
 # tokens (or None for no prompts at that block).
 BlockPrompts = Callable[[int, torch.Tensor], "torch.Tensor | None"]
+# A residual branch beside block i (MMA's adapters): (block index, ln_1 of the block input
+# (B, L, D)) → (B, L, D) added to the block output, or None for no branch at that block.
+BlockAdapter = Callable[[int, torch.Tensor], "torch.Tensor | None"]
 
 
 def check_block_supported(block: nn.Module) -> None:
@@ -110,6 +114,7 @@ def run_block(
     fused: bool = True,
     *,
     is_causal: bool = False,
+    adapter: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """One open_clip ResidualAttentionBlock on batch-first x (B, L, D).
 
@@ -117,11 +122,15 @@ def run_block(
     open_clip itself only ever passes float masks),
     shape (L, L). `is_causal=True` is the causal mask without materialising it, which lets
     the fused kernel take its causal fast path. `fused=False` is the plain
-    softmax(QKᵀ/√d + mask)V reference computation.
+    softmax(QKᵀ/√d + mask)V reference computation. `adapter(ln_1(x))`, when given and not
+    None, is a branch beside the block: its output is added to the block's output.
     """
-    y = self_attention(block.attn, block.ln_1(x), attn_mask, is_causal=is_causal, fused=fused)
+    normed = block.ln_1(x)
+    y = self_attention(block.attn, normed, attn_mask, is_causal=is_causal, fused=fused)
+    branch = adapter(normed) if adapter is not None else None
     x = x + block.ls_1(y)
-    return x + block.ls_2(block.mlp(block.ln_2(x)))
+    x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    return x if branch is None else x + branch
 
 
 def run_blocks(
@@ -133,23 +142,33 @@ def run_blocks(
     *,
     is_causal: bool = False,
     after_block: AfterBlock | None = None,
+    adapter: BlockAdapter | None = None,
 ) -> torch.Tensor:
     """Every block of an open_clip Transformer on batch-first x, with optional hooks.
 
     `before_block(i, x) -> x` runs before block i; deep-prompt injection of both towers goes
     through it. `after_block(i, x) -> x` runs on block i's output (transient prompts are
-    dropped there). Honours the transformer's `grad_checkpointing` flag while grads are on.
+    dropped there). `adapter(i, ln_1(x))` is a residual branch beside block i (see
+    `run_block`). Honours the transformer's `grad_checkpointing` flag while grads are on.
     """
     use_checkpoint = getattr(transformer, "grad_checkpointing", False) and torch.is_grad_enabled()
     for index, block in enumerate(transformer.resblocks):
         if before_block is not None:
             x = before_block(index, x)
+        branch = functools.partial(adapter, index) if adapter is not None else None
         if use_checkpoint:
             x = checkpoint(
-                run_block, block, x, attn_mask, fused, is_causal=is_causal, use_reentrant=False
+                run_block,
+                block,
+                x,
+                attn_mask,
+                fused,
+                is_causal=is_causal,
+                adapter=branch,
+                use_reentrant=False,
             )
         else:
-            x = run_block(block, x, attn_mask, fused, is_causal=is_causal)
+            x = run_block(block, x, attn_mask, fused, is_causal=is_causal, adapter=branch)
         if after_block is not None:
             x = after_block(index, x)
     return x

@@ -17,6 +17,7 @@ from torch import nn
 
 from ammpl.clip.attention_pool import attention_pool_tokens, resnet_trunk
 from ammpl.clip.blocks import (
+    BlockAdapter,
     BlockPrompts,
     cast_prompts,
     check_block_supported,
@@ -128,6 +129,7 @@ class ImageEncoder(nn.Module):
         shallow_prompts: torch.Tensor | None = None,
         deep_prompts: Sequence[torch.Tensor] | None = None,
         block_prompts: BlockPrompts | None = None,
+        adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         """Patch tokens (B, P, d_v) → features (B, e).
 
@@ -135,9 +137,10 @@ class ImageEncoder(nn.Module):
         (they get none) and before ln_pre; `deep_prompts[i-1]` (n, d_v) replaces the last n
         tokens at the input of block i = 1..J−1. `block_prompts(i, x)` → (B, n, d_v) are
         transient instead: appended after block i's input tokens and dropped after block i
-        (DPT); they exclude shallow and deep prompts.
+        (DPT); they exclude shallow and deep prompts. `adapter(i, ln_1(x))` adds a residual
+        branch beside block i (MMA; `blocks.run_blocks`).
         """
-        x = self.final_tokens(patch_tokens, shallow_prompts, deep_prompts, block_prompts)
+        x = self.final_tokens(patch_tokens, shallow_prompts, deep_prompts, block_prompts, adapter)
         # Class-token pooling; LayerNorm is per token, so ln_post before or after the pool
         # (open_clip's final_ln_after_pool) gives the same result.
         return self._project(x[:, 0])
@@ -153,6 +156,7 @@ class ImageEncoder(nn.Module):
         shallow_prompts: torch.Tensor | None = None,
         deep_prompts: Sequence[torch.Tensor] | None = None,
         block_prompts: BlockPrompts | None = None,
+        adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         """The last block's output (B, 1 + P [+ n], d_v), before ln_post (see forward_tokens)."""
         self._require_prompt_support("running patch tokens")
@@ -191,7 +195,12 @@ class ImageEncoder(nn.Module):
                 deep_prompts, None, len(self.transformer.resblocks), self.round_prompts_fp16
             )
         return run_blocks(
-            self.transformer, x, before_block=hook, fused=self.fused, after_block=after
+            self.transformer,
+            x,
+            before_block=hook,
+            fused=self.fused,
+            after_block=after,
+            adapter=adapter,
         )
 
     def forward(
@@ -200,14 +209,20 @@ class ImageEncoder(nn.Module):
         shallow_prompts: torch.Tensor | None = None,
         deep_prompts: Sequence[torch.Tensor] | None = None,
         block_prompts: BlockPrompts | None = None,
+        adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         """Images (B, 3, H, W) → features (B, e); towers without prompt support run as is."""
         if self.unsupported is not None:
-            if shallow_prompts is not None or deep_prompts or block_prompts is not None:
+            if (
+                shallow_prompts is not None
+                or deep_prompts
+                or block_prompts is not None
+                or adapter is not None
+            ):
                 self._require_prompt_support("vision prompting")
             return self.visual(images.to(self.dtype))
         return self.forward_tokens(
-            self.patch_embed(images), shallow_prompts, deep_prompts, block_prompts
+            self.patch_embed(images), shallow_prompts, deep_prompts, block_prompts, adapter
         )
 
     def forward_dense(self, images: torch.Tensor) -> torch.Tensor:

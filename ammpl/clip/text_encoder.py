@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ammpl.clip.blocks import check_block_supported, injection_hook, run_blocks
+from ammpl.clip.blocks import BlockAdapter, check_block_supported, injection_hook, run_blocks
 from ammpl.utils.errors import BackboneError
 
 
@@ -77,9 +77,11 @@ class TextEncoder(nn.Module):
         prompts: torch.Tensor,
         eot_indices: torch.Tensor,
         deep_prompts: Sequence[torch.Tensor] | None = None,
+        adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         """Features at the EOT positions; `deep_prompts[i-1]` (n, d_t) replaces positions
-        1..n at the input of block i = 1..J−1 (J = len(deep_prompts) + 1)."""
+        1..n at the input of block i = 1..J−1 (J = len(deep_prompts) + 1); `adapter` adds a
+        residual branch beside the blocks (`blocks.run_blocks`)."""
         *leading, length, width = prompts.shape
         if length > self.positional_embedding.shape[0]:
             raise ValueError(
@@ -91,7 +93,9 @@ class TextEncoder(nn.Module):
         eot = eot.reshape(-1)
         chunk = self.chunk_size or max(flat.shape[0], 1)
         features = [
-            self._encode(flat[start : start + chunk], eot[start : start + chunk], deep_prompts)
+            self._encode(
+                flat[start : start + chunk], eot[start : start + chunk], deep_prompts, adapter
+            )
             for start in range(0, flat.shape[0], chunk)
         ]
         out = torch.cat(features) if len(features) != 1 else features[0]
@@ -119,6 +123,7 @@ class TextEncoder(nn.Module):
         prompts: torch.Tensor,
         eot: torch.Tensor,
         deep_prompts: Sequence[torch.Tensor] | None,
+        adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         dtype = self.dtype
         length = prompts.shape[1]
@@ -135,7 +140,13 @@ class TextEncoder(nn.Module):
             deep_prompts, 1, len(self.transformer.resblocks), self.round_prompts_fp16
         )
         x = run_blocks(
-            self.transformer, x, mask, before_block=hook, fused=self.fused, is_causal=is_causal
+            self.transformer,
+            x,
+            mask,
+            before_block=hook,
+            fused=self.fused,
+            is_causal=is_causal,
+            adapter=adapter,
         )
         # LayerNorm is per token, so normalising only the pooled tokens is exact.
         x = self.ln_final(x[torch.arange(x.shape[0], device=x.device), eot])

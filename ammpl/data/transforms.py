@@ -26,6 +26,7 @@ AVAILABLE_TRANSFORMS = (
     "random_flip",
     "resize",
     "center_crop",
+    "randaugment",
     "normalize",
 )
 
@@ -76,6 +77,10 @@ def _build_train(cfg: Any, choices: Sequence[str], target_size: str) -> T.Compos
     if "random_flip" in choices:
         print("+ random flip")
         steps.append(T.RandomHorizontalFlip())
+    if "randaugment" in choices:  # CoPrompt's views; torchvision's ops (Dassl has its own)
+        n, m = cfg.INPUT.RANDAUGMENT_N, cfg.INPUT.RANDAUGMENT_M
+        print(f"+ randaugment (n={n}, m={m})")
+        steps.append(T.RandAugment(num_ops=n, magnitude=m))
     print("+ to torch tensor of range [0, 1]")
     steps.append(T.ToTensor())
     if "normalize" in choices:

@@ -27,6 +27,7 @@ from ammpl.sweep.plan import (
     TABLE_KIND,
     SweepSpec,
     fewshot_only_methods,
+    no_fewshot_methods,
     trainable_methods,
 )
 from ammpl.utils.errors import AmmplError, ConfigError
@@ -51,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         required=True,
         help=f"{' '.join(trainable_methods())} coop zsclip (fewshot only: "
-        f"{' '.join(fewshot_only_methods())} coop; zeroshot: zsclip coop; ablation: ammpl)",
+        f"{' '.join(fewshot_only_methods())} coop; no fewshot: {' '.join(no_fewshot_methods())}; "
+        "zeroshot: zsclip coop; ablation: ammpl)",
     )
     what.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="(the paper's 9)")
     what.add_argument("--seeds", nargs="+", type=int, default=list(DEFAULT_SEEDS))

@@ -32,10 +32,10 @@ TRAINABLE_ORDER = (
 
 
 def trainable_methods() -> tuple[str, ...]:
-    """Every scripts/<method>/ with a fewshot.sh: the documented order, then the others."""
-    found = sorted(
-        p.parent.name for p in SCRIPTS.glob("*/fewshot.sh") if p.parent.name != "protocols"
-    )
+    """Every scripts/<method>/ with a fewshot.sh or a base2new_train.sh (MMA and CoPrompt
+    have no few-shot protocol): the documented order, then the others."""
+    scripts = [*SCRIPTS.glob("*/fewshot.sh"), *SCRIPTS.glob("*/base2new_train.sh")]
+    found = sorted({p.parent.name for p in scripts if p.parent.name != "protocols"})
     return tuple(m for m in TRAINABLE_ORDER if m in found) + tuple(
         m for m in found if m not in TRAINABLE_ORDER
     )
@@ -45,6 +45,11 @@ def fewshot_only_methods() -> tuple[str, ...]:
     """The trainable methods without base-to-new (and cross-dataset) scripts."""
     methods = trainable_methods()
     return tuple(m for m in methods if not (SCRIPTS / m / "base2new_train.sh").is_file())
+
+
+def no_fewshot_methods() -> tuple[str, ...]:
+    """The trainable methods without a few-shot script (their papers have no such protocol)."""
+    return tuple(m for m in trainable_methods() if not (SCRIPTS / m / "fewshot.sh").is_file())
 
 
 PAPER_DATASETS = (
@@ -126,10 +131,15 @@ def _check_method(protocol: str, method: str) -> None:
         return
     if protocol == "zeroshot" and method in ("zsclip", "coop"):
         return
-    if protocol != "zeroshot" and not (SCRIPTS / method / "fewshot.sh").is_file():
-        known = " ".join([*trainable_methods(), *(["coop"] if protocol == "fewshot" else [])])
+    if protocol != "zeroshot" and method not in trainable_methods():
+        if protocol == "fewshot":
+            fewshot = [m for m in trainable_methods() if m not in no_fewshot_methods()]
+            known = " ".join([*fewshot, "coop"])
+        else:
+            known = " ".join(trainable_methods())
         raise ConfigError(f"unknown METHOD '{method}' for {protocol}; use one of: {known}")
-    if protocol in ("base2new", "xd") and not (SCRIPTS / method / f"{protocol}_train.sh").is_file():
+    script = "fewshot.sh" if protocol == "fewshot" else f"{protocol}_train.sh"
+    if protocol in ("base2new", "xd", "fewshot") and not (SCRIPTS / method / script).is_file():
         present = " ".join(sorted(p.name for p in (SCRIPTS / method).glob("*.sh")))
         raise ConfigError(
             f"METHOD '{method}' has no {protocol} scripts (scripts/{method}/ has: {present} )"

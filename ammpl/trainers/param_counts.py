@@ -120,6 +120,24 @@ PAPER_CONFIGS += (
     PaperConfig("PLOT++ (M 4, joint)", "PLOTPP", "PLOTPP/vit.yaml", "few-shot (two stages)"),
 )
 
+# Issue 21's comparison set (MMA, CoPrompt).
+PAPER_CONFIGS += (
+    PaperConfig("MMA", "MMA", "MMA/vit_b16_ep5.yaml", "base-to-new, cross-dataset, DG"),
+    PaperConfig(
+        "CoPrompt (N 2, depth 9)",
+        "CoPrompt",
+        "CoPrompt/coprompt.yaml",
+        "base-to-new, cross-dataset, DG (per-dataset N and depth: scripts/coprompt/)",
+    ),
+    PaperConfig(
+        "CoPrompt (N 4, depth 12)",
+        "CoPrompt",
+        "CoPrompt/coprompt.yaml",
+        "e.g. ImageNet, Caltech101, SUN397",
+        opts=("TRAINER.CoPrompt.N_CTX", "4", "TRAINER.CoPrompt.PROMPT_DEPTH", "12"),
+    ),
+)
+
 
 def build_random_clip(backbone: str = "vit_b16") -> nn.Module:
     """A frozen CLIP with random weights: "vit_b16" (open_clip ViT-B-16-quickgelu) or "tiny"."""
