@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     print_args(args, cfg, verbose=args.verbose)
 
     trainer = build_trainer(cfg)
-    from ammpl.sweep.done import requested_settings
+    from ammpl.utils.run_settings import requested_settings
 
     trainer.run_record.meta.update(
         config_file=args.config_file,
