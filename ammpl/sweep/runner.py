@@ -22,14 +22,16 @@ from ammpl.sweep.executors import Executor, Request
 from ammpl.sweep.plan import Run
 from ammpl.sweep.task import log_tail
 from ammpl.utils.errors import AmmplError
+from ammpl.utils.run_lock import live_holder
 
-SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED = (
+SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED, ELSEWHERE = (
     "skipped",
     "pending",
     "running",
     "finished",
     "failed",
     "blocked",
+    "elsewhere",  # another process holds the run folder (ammpl.utils.run_lock): skipped
 )
 
 
@@ -47,6 +49,7 @@ class RunStatus:
     handle: Any = None
     started: float = 0.0
     code: int | None = None
+    note: str = ""  # why a run was skipped as running elsewhere
 
 
 @dataclass
@@ -75,13 +78,21 @@ def initial_states(runs: Sequence[Run], cwd: str) -> list[str]:
     """SKIPPED for runs already finished with these settings, PENDING for the rest; a
     folder holding a run with other settings raises RunConflictError (before anything
     starts)."""
-    states = []
-    for run in runs:
-        if read_record(os.path.join(cwd, run.output_dir)) is None:  # nothing there yet
-            states.append(PENDING)
-            continue
-        states.append(SKIPPED if run_state(run.train_args, cwd) == DONE else PENDING)
-    return states
+    return [initial_state(run, cwd) for run in runs]
+
+
+def initial_state(run: Run, cwd: str) -> str:
+    """SKIPPED (finished with these settings) or PENDING; RunConflictError when the folder
+    holds a run with other settings."""
+    if read_record(os.path.join(cwd, run.output_dir)) is None:  # nothing there yet
+        return PENDING
+    return SKIPPED if run_state(run.train_args, cwd) == DONE else PENDING
+
+
+def running_elsewhere(run: Run, cwd: str) -> str:
+    """Who holds the run's folder while they may still run ("" when nobody does)."""
+    holder = live_holder(os.path.join(cwd, run.output_dir))
+    return holder.describe() if holder is not None else ""
 
 
 def _duration(seconds: float) -> str:
@@ -160,14 +171,23 @@ class SweepRunner:
 
     # -- scheduling ----------------------------------------------------------------------
     def _ready(self, status: RunStatus) -> bool | None:
-        """True: may start; False: wait; None: never (a run it needs failed)."""
+        """True: may start; False: wait; None: never (a run it needs failed, or runs
+        elsewhere: then this one is skipped with it)."""
         for index in status.run.depends_on:
-            state = self.statuses[index].state
-            if state in (FAILED, BLOCKED):
+            needed = self.statuses[index]
+            if needed.state == ELSEWHERE:
+                status.state = ELSEWHERE
+                status.note = f"needs {needed.run.output_dir}, which runs elsewhere"
                 return None
-            if state not in (FINISHED, SKIPPED):
+            if needed.state in (FAILED, BLOCKED):
+                return None
+            if needed.state not in (FINISHED, SKIPPED):
                 return False
         return True
+
+    def _elsewhere(self, status: RunStatus, holder: str) -> None:
+        status.state, status.note = ELSEWHERE, f"running elsewhere: {holder}"
+        self.progress.say(f"skipped: {status.run.output_dir} ({status.note})")
 
     def _start(self, batch: list[RunStatus]) -> None:
         requests = [
@@ -197,6 +217,10 @@ class SweepRunner:
             status.state = FINISHED
             self._durations.append(time.time() - status.started)
             return
+        holder = running_elsewhere(status.run, self.cwd)
+        if holder:  # train.py found the folder taken by a run started elsewhere
+            self._elsewhere(status, holder)
+            return
         label = f"run {status.number}/{self.total}"
         if status.attempts <= self.retries:
             status.state = PENDING
@@ -208,7 +232,7 @@ class SweepRunner:
             self.progress.say(f"{label} failed (exit code {code}): {status.run.output_dir}")
 
     def _status_line(self) -> str:
-        done = sum(s.state in (FINISHED, SKIPPED) for s in self.statuses)
+        done = sum(s.state in (FINISHED, SKIPPED, ELSEWHERE) for s in self.statuses)
         running = sum(s.state == RUNNING for s in self.statuses)
         failed = sum(s.state == FAILED for s in self.statuses)
         blocked = sum(s.state == BLOCKED for s in self.statuses)
@@ -237,16 +261,24 @@ class SweepRunner:
             if status.state != PENDING:
                 continue
             verdict = self._ready(status)
-            if verdict is None:
+            if verdict is None and status.state == PENDING:
                 status.state = BLOCKED
             elif verdict:
                 ready.append(status)
         running = sum(s.state == RUNNING for s in self.statuses)
         capacity = self.executor.capacity
-        if capacity is not None:
-            ready = ready[: max(0, capacity - running)]
-        if ready:
-            self._start(ready)
+        free = len(ready) if capacity is None else max(0, capacity - running)
+        batch = []
+        for status in ready:
+            if len(batch) >= free:
+                break
+            holder = running_elsewhere(status.run, self.cwd)
+            if holder:
+                self._elsewhere(status, holder)
+            else:
+                batch.append(status)
+        if batch:
+            self._start(batch)
         self.progress.status(self._status_line())
         return any(s.state in (PENDING, RUNNING) for s in self.statuses)
 
@@ -284,6 +316,8 @@ class SweepRunner:
                     f"{status.attempts} attempt(s)); log {status.log_path}, last lines:"
                 )
                 lines += [f"    {line}" for line in log_tail(status.log_path, self.tail_lines)]
+            elif status.state == ELSEWHERE:
+                lines.append(f"skipped: {status.run.output_dir} ({status.note})")
             elif status.state == BLOCKED:
                 needed = ", ".join(self.statuses[i].run.output_dir for i in status.run.depends_on)
                 lines.append(f"not run: {status.run.output_dir} (needs {needed}, which failed)")
@@ -291,6 +325,8 @@ class SweepRunner:
             f"{summary.count(FINISHED)} finished now, {summary.count(SKIPPED)} already "
             f"finished, {summary.count(FAILED)} failed, {summary.count(BLOCKED)} not run"
         )
+        if summary.count(ELSEWHERE):
+            counts += f", {summary.count(ELSEWHERE)} skipped (running elsewhere)"
         if summary.interrupted:
             lines.append(
                 f"sweep interrupted after {_duration(summary.wall_s)}: {counts}, "
