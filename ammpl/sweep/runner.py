@@ -24,7 +24,7 @@ from ammpl.sweep.task import log_tail
 from ammpl.utils.errors import AmmplError
 from ammpl.utils.run_lock import live_holder
 
-SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED, ELSEWHERE = (
+SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED, ELSEWHERE, NOT_STARTED = (
     "skipped",
     "pending",
     "running",
@@ -32,7 +32,10 @@ SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED, ELSEWHERE = (
     "failed",
     "blocked",
     "elsewhere",  # another process holds the run folder (ammpl.utils.run_lock): skipped
+    "not started",  # the sweep stopped on a failure every run would repeat
 )
+# the first runs failing with one error that names nothing of the run stop the sweep
+SAME_ERROR_STOP = 2
 
 
 class SubmitError(AmmplError):
@@ -62,9 +65,11 @@ class Summary:
     def count(self, *states: str) -> int:
         return sum(s.state in states for s in self.statuses)
 
+    stopped_on: str = ""  # the error every run repeated, when the sweep stopped on it
+
     @property
     def ok(self) -> bool:
-        return not self.interrupted and not self.count(FAILED, BLOCKED)
+        return not self.interrupted and not self.count(FAILED, BLOCKED, NOT_STARTED)
 
 
 def log_path_for(log_dir: str, output_root: str, run: Run) -> str:
@@ -93,6 +98,28 @@ def running_elsewhere(run: Run, cwd: str) -> str:
     """Who holds the run's folder while they may still run ("" when nobody does)."""
     holder = live_holder(os.path.join(cwd, run.output_dir))
     return holder.describe() if holder is not None else ""
+
+
+def error_line(log_path: str) -> str:
+    """The error a failed run ended with: its last `error: ` line (train.py's one-line
+    errors), else the last unindented line (a traceback's exception)."""
+    lines = [line.rstrip() for line in log_tail(log_path, 40) if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line
+    for line in reversed(lines):
+        if not line[0].isspace():
+            return line
+    return ""
+
+
+def names_the_run(line: str, run: Run) -> bool:
+    """Whether an error line mentions the run's own folder or dataset (then another run
+    may well not fail the same way)."""
+    text = line.lower().replace("-", "_")
+    dataset = os.path.splitext(os.path.basename(run.option("--dataset-config-file")))[0]
+    words = [run.output_dir, os.path.abspath(run.output_dir), dataset]
+    return any(w and w.lower().replace("-", "_") in text for w in words)
 
 
 def _duration(seconds: float) -> str:
@@ -168,6 +195,9 @@ class SweepRunner:
         self.total = sum(s.state == PENDING for s in self.statuses)
         self._numbered = 0
         self._durations: list[float] = []
+        self._first_errors: list[str] = []  # until a run succeeds
+        self._succeeded = False
+        self.stopped_on = ""
 
     # -- scheduling ----------------------------------------------------------------------
     def _ready(self, status: RunStatus) -> bool | None:
@@ -215,6 +245,7 @@ class SweepRunner:
         status.code = code
         if code == 0:
             status.state = FINISHED
+            self._succeeded = True
             self._durations.append(time.time() - status.started)
             return
         holder = running_elsewhere(status.run, self.cwd)
@@ -230,6 +261,23 @@ class SweepRunner:
         else:
             status.state = FAILED
             self.progress.say(f"{label} failed (exit code {code}): {status.run.output_dir}")
+            self._note_failure(status)
+
+    def _note_failure(self, status: RunStatus) -> None:
+        """Stop starting runs once the first ones all failed with one error that names
+        nothing of the run (missing weights, a broken install, a full disk ...)."""
+        if self._succeeded or self.stopped_on:
+            return
+        line = error_line(status.log_path)
+        if not line or names_the_run(line, status.run):
+            self._succeeded = True  # a run-specific failure: the others may well work
+            return
+        self._first_errors.append(line)
+        if len(self._first_errors) >= SAME_ERROR_STOP and len(set(self._first_errors)) == 1:
+            self.stopped_on = line
+            for other in self.statuses:
+                if other.state == PENDING:
+                    other.state = NOT_STARTED
 
     def _status_line(self) -> str:
         done = sum(s.state in (FINISHED, SKIPPED, ELSEWHERE) for s in self.statuses)
@@ -303,12 +351,15 @@ class SweepRunner:
             self.progress.end()
             self.executor.close()
         summary.wall_s = time.time() - start
+        summary.stopped_on = self.stopped_on
         summary.lines = self.report(summary)
         return summary
 
     # -- report --------------------------------------------------------------------------
     def report(self, summary: Summary) -> list[str]:
         lines = []
+        if summary.stopped_on:
+            return self._stop_report(summary)
         for status in self.statuses:
             if status.state == FAILED:
                 lines.append(
@@ -327,6 +378,8 @@ class SweepRunner:
         )
         if summary.count(ELSEWHERE):
             counts += f", {summary.count(ELSEWHERE)} skipped (running elsewhere)"
+        if summary.count(NOT_STARTED):
+            counts += f", {summary.count(NOT_STARTED)} not started"
         if summary.interrupted:
             lines.append(
                 f"sweep interrupted after {_duration(summary.wall_s)}: {counts}, "
@@ -336,4 +389,20 @@ class SweepRunner:
             lines.append(
                 f"sweep of {len(self.statuses)} run(s) in {_duration(summary.wall_s)}: {counts}"
             )
+        return lines
+
+    def _stop_report(self, summary: Summary) -> list[str]:
+        """The error once, the runs it failed, and how many were not started."""
+        failed = [s for s in self.statuses if s.state == FAILED]
+        lines = [
+            f"sweep stopped: its first {len(failed)} run(s) failed with the same error, "
+            "which is not about one run:",
+            f"    {summary.stopped_on}",
+        ]
+        lines += [f"failed: {s.run.output_dir} (log {s.log_path})" for s in failed]
+        lines.append(
+            f"{summary.count(NOT_STARTED)} run(s) not started, "
+            f"{summary.count(FINISHED, SKIPPED)} finished; fix the error and run the same "
+            "command again (finished runs are skipped)"
+        )
         return lines
