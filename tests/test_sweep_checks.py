@@ -113,7 +113,7 @@ def test_dry_run_needs_no_data_and_marks_a_folder_of_other_settings(tmp_path, sw
     assert "[pending] out/dtd/AMMPL/vit_b16_c4_ep5_batch4_ctxv1_csc_1shots/seed1" in err
     conflict = next(line for line in err.splitlines() if line.startswith("[conflict]"))
     assert "seed2" in conflict and "trainer (TRAINER.NAME): CoOp there, AMMPL requested" in conflict
-    assert "2 run(s): 1 pending, 1 conflict" in err
+    assert "2 run(s): 1 pending, 0 done, 1 conflict" in err
 
 
 def test_method_names_are_case_insensitive_with_suggestions(tmp_path, sweep, monkeypatch):

@@ -176,7 +176,9 @@ def dry_run(runs, cwd: str) -> int:
         counts[label] += 1
         print(f"[{label}] {run.output_dir}{detail}", file=sys.stderr, flush=True)
         print(shlex.join(run.command), flush=True)
-    shown = ", ".join(f"{n} {label}" for label, n in counts.items() if n or label == "pending")
+    shown = ", ".join(
+        f"{n} {label}" for label, n in counts.items() if n or label in ("pending", "done")
+    )
     print(f"{len(runs)} run(s): {shown}", file=sys.stderr)
     return 0
 

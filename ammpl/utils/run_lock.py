@@ -280,8 +280,8 @@ class RunLock:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        if self.holder is None:
-            return
+        if self.holder is None or self.holder.pid != os.getpid():
+            return  # not held, or a forked child (a data-loader worker): the parent's lock
         current = read_holder(self.folder)
         if current is not None and current.same_as(self.holder):
             try:
