@@ -177,10 +177,10 @@ def run(args: argparse.Namespace) -> int:
     if rank_info is not None and not (args.eval_only or args.no_train):
         distributed.check_batch_size(cfg.DATALOADER.TRAIN_X.BATCH_SIZE, rank_info.world_size)
     with hold_output_folder(cfg.OUTPUT_DIR, rank_info):
-        return _run_held(args, cfg, rank_info, adopted)
+        return _run_held(args, cfg, adopted)
 
 
-def _run_held(args: argparse.Namespace, cfg, rank_info, adopted: str | None) -> int:
+def _run_held(args: argparse.Namespace, cfg, adopted: str | None) -> int:
     """The run itself, once it holds its output folder."""
     import torch
 
