@@ -291,6 +291,8 @@ class SweepRunner:
         )
         if blocked:
             line += f", {blocked} not run (a run they need failed)"
+        if self.stopped_on:
+            line += f", {sum(s.state == NOT_STARTED for s in self.statuses)} not started"
         if self._durations and (pending or running):
             mean = sum(self._durations) / len(self._durations)
             parallel = max(1, min(self.executor.capacity or running or 1, pending + running))
