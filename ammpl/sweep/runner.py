@@ -62,10 +62,10 @@ class Summary:
     wall_s: float = 0.0
     lines: list[str] = field(default_factory=list)
 
+    stopped_on: str = ""  # the error every run repeated, when the sweep stopped on it
+
     def count(self, *states: str) -> int:
         return sum(s.state in states for s in self.statuses)
-
-    stopped_on: str = ""  # the error every run repeated, when the sweep stopped on it
 
     @property
     def ok(self) -> bool:
@@ -195,8 +195,8 @@ class SweepRunner:
         self.total = sum(s.state == PENDING for s in self.statuses)
         self._numbered = 0
         self._durations: list[float] = []
-        self._first_errors: list[str] = []  # until a run succeeds
-        self._succeeded = False
+        self._first_errors: list[str] = []  # the errors of the first failed runs
+        self._watch_errors = True  # until a run succeeds or fails in a way of its own
         self.stopped_on = ""
 
     # -- scheduling ----------------------------------------------------------------------
@@ -245,7 +245,7 @@ class SweepRunner:
         status.code = code
         if code == 0:
             status.state = FINISHED
-            self._succeeded = True
+            self._watch_errors = False
             self._durations.append(time.time() - status.started)
             return
         holder = running_elsewhere(status.run, self.cwd)
@@ -266,11 +266,11 @@ class SweepRunner:
     def _note_failure(self, status: RunStatus) -> None:
         """Stop starting runs once the first ones all failed with one error that names
         nothing of the run (missing weights, a broken install, a full disk ...)."""
-        if self._succeeded or self.stopped_on:
+        if not self._watch_errors or self.stopped_on:
             return
         line = error_line(status.log_path)
         if not line or names_the_run(line, status.run):
-            self._succeeded = True  # a run-specific failure: the others may well work
+            self._watch_errors = False  # a failure of its own: the others may well work
             return
         self._first_errors.append(line)
         if len(self._first_errors) >= SAME_ERROR_STOP and len(set(self._first_errors)) == 1:
