@@ -9,7 +9,8 @@
 #   parse_point_args ARGS...     a few-shot point's arguments: --dry-run (DRY_RUN), then
 #                                DATASET SHOTS SEED (SHOTS checked) into those variables,
 #                                the trailing KEY VALUE pairs in SCRIPT_ARGS
-#   require_data                 exit 2 unless $DATA names an existing folder
+#   require_data                 exit 2 unless $DATA names an existing folder (a dry run:
+#                                a warning, /path/to/datasets when unset)
 #   is_int VALUE                 true for a non-negative integer (optional positional args)
 #   run_is_done DIR [TRAIN ARGS] true when DIR holds a finished run (a test accuracy) of the
 #                                settings TRAIN ARGS ask for; exit 2 (one line) when DIR
@@ -69,12 +70,17 @@ parse_point_args() {
 }
 
 require_data() {
+    # a dry run only prints commands: a missing DATA is a warning there
+    local problem=""
     if [[ -z "${DATA:-}" ]]; then
-        die "DATA is not set: export DATA=/path/to/datasets (the folder holding the dataset folders)"
+        problem="DATA is not set: export DATA=/path/to/datasets (the folder holding the dataset folders)"
+    elif [[ ! -d "$DATA" ]]; then
+        problem="DATA=$DATA is not a folder: export DATA=/path/to/datasets"
     fi
-    if [[ ! -d "$DATA" ]]; then
-        die "DATA=$DATA is not a folder: export DATA=/path/to/datasets"
-    fi
+    [[ -z "$problem" ]] && return 0
+    [[ "$DRY_RUN" == "1" ]] || die "$problem"
+    echo "warning: $problem" >&2
+    DATA="${DATA:-/path/to/datasets}"
 }
 
 is_int() {

@@ -153,3 +153,26 @@ def test_scripts_use_the_rule(repo_root, tmp_path):
     real = fewshot()
     assert real.returncode == 2 and len(real.stderr.strip().splitlines()) == 1
     assert "holds a run with other settings (backbone" in real.stderr
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports, at its top or inside functions."""
+    import ast
+
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_rule_sits_below_train_py_and_the_sweep():
+    """train.py records the settings and the sweep compares them: both import the rule from
+    `ammpl.utils.run_settings`, so train.py never reaches up into `ammpl.sweep`."""
+    train = _imported_modules(REPO / "ammpl/cli/train.py")
+    assert not [m for m in train if m.startswith("ammpl.sweep")]
+    assert "ammpl.utils.run_settings" in train
+    rule = _imported_modules(REPO / "ammpl/utils/run_settings.py")
+    assert {m for m in rule if m.startswith("ammpl")} <= {"ammpl.utils.errors", "ammpl.utils.io"}

@@ -67,10 +67,9 @@ def test_command_lines(repo_root, tmp_path):
         repo_root, "run_all.sh", ["base2new", "dpt"], {"DATA": str(tmp_path)}, tmp_path
     )
     assert bad.returncode == 2
-    assert (
-        bad.stderr.strip()
-        == "error: METHOD 'dpt' has no base2new scripts (scripts/dpt/ has: fewshot.sh )"
-    )
+    line = bad.stderr.strip()
+    assert line.startswith("error: no base2new runs for METHOD 'dpt'; base2new methods: ammpl ")
+    assert not {"dpt", "vp"} & set(line.split("base2new methods: ")[1].split())
 
 
 def accuracy(run_dir: Path) -> float:

@@ -9,8 +9,10 @@ existing log.txt is appended to, never replaced.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from ammpl.utils import AmmplError, ConfigError
 
@@ -123,20 +125,67 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
     DATASET_REGISTRY.get(cfg.DATASET.NAME)
 
 
-def run(args: argparse.Namespace) -> int:
-    import torch  # here, not at module level: `ammpl.sweep.done` loads build_parser only
+@contextmanager
+def hold_output_folder(folder: str, rank_info) -> Iterator[None]:
+    """One run folder, one writer (ammpl.utils.run_lock): the run holds OUTPUT_DIR's lock
+    from before its first write to its end; under torchrun rank 0 holds it for all ranks
+    (a refused rank 0 exits, and torchrun ends the others). A SIGTERM (Slurm preemption,
+    scancel) releases it before the process ends."""
+    if not folder or (rank_info is not None and rank_info.rank != 0):
+        yield
+        return
+    import signal
 
+    from ammpl.utils.run_lock import RunLock
+
+    lock = RunLock(folder)
+    lock.acquire()  # RunLockedError (exit 2) before anything is written
+
+    def on_sigterm(signum, frame):  # noqa: ARG001
+        lock.release()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = None
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+            previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread: no signal handlers there
+        pass
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        lock.release()
+
+
+def run(args: argparse.Namespace) -> int:
+    # torch and the engine are imported here, not at module level: `ammpl.sweep.done` loads
+    # build_parser only
     import ammpl.data.datasets  # noqa: F401  (registers the dataset readers)
     import ammpl.trainers  # noqa: F401  (registers trainers and their config nodes)
-    from ammpl.engine import build_trainer, distributed, set_random_seed, setup_logger
+    from ammpl.engine import distributed
     from ammpl.engine.config import setup_cfg
+    from ammpl.engine.trained_settings import adopt_trained_settings
 
     cfg = setup_cfg(args)
     check_before_building(args, cfg)
+    adopted = adopt_trained_settings(cfg, args)  # an evaluation loads the model it tests
 
     rank_info = distributed.rank_info_from_env()  # None unless started by torchrun
     if rank_info is not None and not (args.eval_only or args.no_train):
         distributed.check_batch_size(cfg.DATALOADER.TRAIN_X.BATCH_SIZE, rank_info.world_size)
+    with hold_output_folder(cfg.OUTPUT_DIR, rank_info):
+        return _run_held(args, cfg, adopted)
+
+
+def _run_held(args: argparse.Namespace, cfg, adopted: str | None) -> int:
+    """The run itself, once it holds its output folder."""
+    import torch
+
+    from ammpl.engine import build_trainer, distributed, set_random_seed, setup_logger
+
     run_group = distributed.setup(cfg.USE_CUDA, cfg.SEED)
     if run_group is not None and not run_group.is_main:
         distributed.silence_stdout()
@@ -152,9 +201,11 @@ def run(args: argparse.Namespace) -> int:
         torch.backends.cudnn.benchmark = True
 
     print_args(args, cfg, verbose=args.verbose)
+    if adopted:
+        print(adopted)
 
     trainer = build_trainer(cfg)
-    from ammpl.sweep.done import requested_settings
+    from ammpl.utils.run_settings import requested_settings
 
     trainer.run_record.meta.update(
         config_file=args.config_file,

@@ -298,6 +298,17 @@ def _tiny_fallback(name: str, error: WeightsNotFoundError) -> nn.Module:
     return model
 
 
+def backbone_weights(
+    spec: BackboneSpec, path: str | os.PathLike | None = None
+) -> ResolvedWeights | None:
+    """Where `spec`'s weights come from (`path` if given); None for a backbone used with its
+    seeded random weights (tiny). WeightsNotFoundError, listing every place, if none has them.
+    `ammpl-sweep` calls it once per backbone before its first run."""
+    if spec.weights is None and not path:
+        return None
+    return resolve_weights(spec.weights or WeightSources(display_name=spec.name), path)
+
+
 def load_backbone(
     name: str,
     path: str | os.PathLike | None = None,
@@ -312,19 +323,15 @@ def load_backbone(
     that is found but broken is always an error. `device` None leaves the model on the CPU.
     """
     spec = get_backbone_spec(name)
-    if spec.weights is None and not path:
-        model = _random_model(spec)
+    try:
+        resolved = backbone_weights(spec, path)
+    except WeightsNotFoundError as error:
+        if not allow_tiny_fallback:
+            raise
+        spec = BACKBONE_REGISTRY[TINY_BACKBONE_NAME]
+        model = _tiny_fallback(name, error)
     else:
-        sources = spec.weights or WeightSources(display_name=spec.name)
-        try:
-            resolved = resolve_weights(sources, path)
-        except WeightsNotFoundError as error:
-            if not allow_tiny_fallback:
-                raise
-            spec = BACKBONE_REGISTRY[TINY_BACKBONE_NAME]
-            model = _tiny_fallback(name, error)
-        else:
-            model = _load_weights_into(spec, resolved)
+        model = _random_model(spec) if resolved is None else _load_weights_into(spec, resolved)
     check_activation(model, spec)
     model.ammpl_backbone_name = spec.name
     model.float().requires_grad_(False).eval()

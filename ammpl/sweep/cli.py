@@ -27,6 +27,7 @@ from ammpl.sweep.plan import (
     TABLE_KIND,
     SweepSpec,
     fewshot_only_methods,
+    known_method,
     no_fewshot_methods,
     trainable_methods,
 )
@@ -110,22 +111,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    if not args.data:
-        raise ConfigError(
-            "DATA is not set: export DATA=/path/to/datasets (the folder holding the dataset "
-            "folders) or pass --data"
+# what a dry run shows as --root when DATA is not set
+DATA_PLACEHOLDER = "/path/to/datasets"
+
+
+def check_data(data: str, dry_run: bool = False) -> str:
+    """DATA as an absolute folder; ConfigError when unset or missing, except in a dry run,
+    which only lists commands (a warning, and a placeholder when unset)."""
+    if not data:
+        problem = "DATA is not set"
+        fix = (
+            "export DATA=/path/to/datasets (the folder holding the dataset folders) or pass --data"
         )
-    if not os.path.isdir(args.data):
-        raise ConfigError(f"DATA={args.data} is not a folder: export DATA=/path/to/datasets")
+    elif not os.path.isdir(data):
+        problem, fix = f"DATA={data} is not a folder", "export DATA=/path/to/datasets"
+    else:
+        return os.path.abspath(data)
+    if not dry_run:
+        raise ConfigError(f"{problem}: {fix}")
+    shown = os.path.abspath(data) if data else DATA_PLACEHOLDER
+    print(f"warning: {problem}; the commands show --root {shown} ({fix})", file=sys.stderr)
+    return shown
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    data = check_data(args.data, dry_run=getattr(args, "dry_run", False))
     if len(args.opts) % 2:
         raise ConfigError(
             f"config overrides must be KEY VALUE pairs; '{args.opts[-1]}' has no value"
         )
     return SweepSpec(
         protocol=args.protocol,
-        methods=args.methods,
-        data=os.path.abspath(args.data),
+        methods=[known_method(args.protocol, m) for m in args.methods],
+        data=data,
         output_root=args.output_root,
         datasets=args.datasets,
         seeds=args.seeds,
@@ -140,16 +158,30 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 
 
 def dry_run(runs, cwd: str) -> int:
-    """Commands on stdout (a runnable script), each run's folder and state on stderr."""
-    from ammpl.sweep.runner import initial_states
+    """Commands on stdout (a runnable script), each run's folder and state on stderr: done,
+    pending, running elsewhere, or a folder holding a run with other settings (which a real
+    sweep refuses before starting)."""
+    from ammpl.sweep.done import RunConflictError
+    from ammpl.sweep.runner import PENDING, SKIPPED, initial_state, running_elsewhere
 
-    states = initial_states(runs, cwd)
-    for run, state in zip(runs, states):
-        label = "done" if state == "skipped" else "pending"
-        print(f"[{label}] {run.output_dir}", file=sys.stderr, flush=True)
+    counts = {"pending": 0, "done": 0, "conflict": 0, "running elsewhere": 0}
+    for run in runs:
+        try:
+            state = initial_state(run, cwd)
+        except RunConflictError as error:
+            label, detail = "conflict", f"  ({error})"
+        else:
+            label, detail = ("done" if state == SKIPPED else "pending"), ""
+            holder = running_elsewhere(run, cwd) if state == PENDING else ""
+            if holder:
+                label, detail = "running elsewhere", f"  ({holder})"
+        counts[label] += 1
+        print(f"[{label}] {run.output_dir}{detail}", file=sys.stderr, flush=True)
         print(shlex.join(run.command), flush=True)
-    pending = sum(s != "skipped" for s in states)
-    print(f"{len(runs)} run(s): {pending} pending, {len(runs) - pending} done", file=sys.stderr)
+    shown = ", ".join(
+        f"{n} {label}" for label, n in counts.items() if n or label in ("pending", "done")
+    )
+    print(f"{len(runs)} run(s): {shown}", file=sys.stderr)
     return 0
 
 
@@ -187,10 +219,15 @@ def run(args: argparse.Namespace) -> int:
     if args.retries < 0:
         raise ConfigError("--retries must be 0 or more")
     from ammpl.sweep.choose_executor import make_executor
-    from ammpl.sweep.runner import SweepRunner
+    from ammpl.sweep.preflight import preflight
+    from ammpl.sweep.runner import PENDING, SweepRunner, initial_states
 
     args.log_dir = args.log_dir or os.path.join(args.output_root, ".sweep")
-    runner = SweepRunner(runs, make_executor(args.executor, args), args.log_dir,
+    executor = make_executor(args.executor, args)
+    to_do = [r for r, state in zip(runs, initial_states(runs, cwd)) if state == PENDING]
+    if to_do:  # what every run needs, once, before the first one starts
+        print(preflight(to_do), file=sys.stderr, flush=True)
+    runner = SweepRunner(runs, executor, args.log_dir,
                          args.output_root, args.retries, cwd,
                          poll_s=0.2 if args.executor == "local" else 2.0)  # fmt: skip
     summary = runner.run()

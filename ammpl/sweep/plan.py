@@ -10,6 +10,7 @@ depends on that run.
 
 from __future__ import annotations
 
+import difflib
 import os
 import shlex
 import subprocess
@@ -124,35 +125,42 @@ def _coop_config(base: str, dataset: str, shots: int) -> str:
     return f"{base}_ep100" if shots <= 4 else base
 
 
-def _check_method(protocol: str, method: str) -> None:
+def protocol_methods(protocol: str) -> tuple[str, ...]:
+    """The METHODs a protocol accepts: those with its scripts (scripts/<method>/...)."""
+    if protocol == "zeroshot":
+        return ("zsclip", "coop")
+    if protocol == "ablation":
+        return ("ammpl",)
+    if protocol in ("base2new", "xd"):
+        return tuple(
+            m for m in trainable_methods() if (SCRIPTS / m / f"{protocol}_train.sh").is_file()
+        )
+    return (*(m for m in trainable_methods() if (SCRIPTS / m / "fewshot.sh").is_file()), "coop")
+
+
+def known_method(protocol: str, method: str) -> str:
+    """`method` as the scripts name it (case-insensitive: AMMPL, MaPLe), or a ConfigError
+    saying which methods the protocol has, with the closest name."""
     if protocol not in PROTOCOLS:
         raise ConfigError(f"unknown PROTOCOL '{protocol}'; use one of: {' '.join(PROTOCOLS)}")
-    if protocol == "fewshot" and method == "coop":
-        return
-    if protocol == "zeroshot" and method in ("zsclip", "coop"):
-        return
-    if protocol != "zeroshot" and method not in trainable_methods():
-        if protocol == "fewshot":
-            fewshot = [m for m in trainable_methods() if m not in no_fewshot_methods()]
-            known = " ".join([*fewshot, "coop"])
-        else:
-            known = " ".join(trainable_methods())
-        raise ConfigError(f"unknown METHOD '{method}' for {protocol}; use one of: {known}")
-    script = "fewshot.sh" if protocol == "fewshot" else f"{protocol}_train.sh"
-    if protocol in ("base2new", "xd", "fewshot") and not (SCRIPTS / method / script).is_file():
-        present = " ".join(sorted(p.name for p in (SCRIPTS / method).glob("*.sh")))
-        raise ConfigError(
-            f"METHOD '{method}' has no {protocol} scripts (scripts/{method}/ has: {present} )"
-        )
-    if protocol == "zeroshot" or (protocol == "ablation" and method != "ammpl"):
-        raise ConfigError(
-            f"no {protocol} runs for METHOD '{method}' (PROTOCOL: {' '.join(PROTOCOLS)})"
-        )
+    methods = protocol_methods(protocol)
+    name = method.lower()
+    if name in methods:
+        return name
+    every = {*trainable_methods(), "coop", "zsclip"}
+    hint = ""
+    if name in every:
+        problem = f"no {protocol} runs for METHOD '{method}'"
+    else:
+        problem = f"unknown METHOD '{method}' for {protocol}"
+        close = difflib.get_close_matches(name, sorted(every), 1, 0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise ConfigError(f"{problem}{hint}; {protocol} methods: {' '.join(methods)}")
 
 
 def method_steps(spec: SweepSpec, method: str) -> list[Step]:
     """The script calls of one method, in the order run_all.sh made them."""
-    _check_method(spec.protocol, method)
+    method = known_method(spec.protocol, method)
     extra = list(spec.overrides)
     seeds = [str(s) for s in spec.seeds]
     steps: list[Step] = []

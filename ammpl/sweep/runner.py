@@ -22,15 +22,20 @@ from ammpl.sweep.executors import Executor, Request
 from ammpl.sweep.plan import Run
 from ammpl.sweep.task import log_tail
 from ammpl.utils.errors import AmmplError
+from ammpl.utils.run_lock import live_holder
 
-SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED = (
+SKIPPED, PENDING, RUNNING, FINISHED, FAILED, BLOCKED, ELSEWHERE, NOT_STARTED = (
     "skipped",
     "pending",
     "running",
     "finished",
     "failed",
     "blocked",
+    "elsewhere",  # another process holds the run folder (ammpl.utils.run_lock): skipped
+    "not started",  # the sweep stopped on a failure every run would repeat
 )
+# the first runs failing with one error that names nothing of the run stop the sweep
+SAME_ERROR_STOP = 2
 
 
 class SubmitError(AmmplError):
@@ -47,6 +52,7 @@ class RunStatus:
     handle: Any = None
     started: float = 0.0
     code: int | None = None
+    note: str = ""  # why a run was skipped as running elsewhere
 
 
 @dataclass
@@ -56,12 +62,14 @@ class Summary:
     wall_s: float = 0.0
     lines: list[str] = field(default_factory=list)
 
+    stopped_on: str = ""  # the error every run repeated, when the sweep stopped on it
+
     def count(self, *states: str) -> int:
         return sum(s.state in states for s in self.statuses)
 
     @property
     def ok(self) -> bool:
-        return not self.interrupted and not self.count(FAILED, BLOCKED)
+        return not self.interrupted and not self.count(FAILED, BLOCKED, NOT_STARTED)
 
 
 def log_path_for(log_dir: str, output_root: str, run: Run) -> str:
@@ -75,13 +83,43 @@ def initial_states(runs: Sequence[Run], cwd: str) -> list[str]:
     """SKIPPED for runs already finished with these settings, PENDING for the rest; a
     folder holding a run with other settings raises RunConflictError (before anything
     starts)."""
-    states = []
-    for run in runs:
-        if read_record(os.path.join(cwd, run.output_dir)) is None:  # nothing there yet
-            states.append(PENDING)
-            continue
-        states.append(SKIPPED if run_state(run.train_args, cwd) == DONE else PENDING)
-    return states
+    return [initial_state(run, cwd) for run in runs]
+
+
+def initial_state(run: Run, cwd: str) -> str:
+    """SKIPPED (finished with these settings) or PENDING; RunConflictError when the folder
+    holds a run with other settings."""
+    if read_record(os.path.join(cwd, run.output_dir)) is None:  # nothing there yet
+        return PENDING
+    return SKIPPED if run_state(run.train_args, cwd) == DONE else PENDING
+
+
+def running_elsewhere(run: Run, cwd: str) -> str:
+    """Who holds the run's folder while they may still run ("" when nobody does)."""
+    holder = live_holder(os.path.join(cwd, run.output_dir))
+    return holder.describe() if holder is not None else ""
+
+
+def error_line(log_path: str) -> str:
+    """The error a failed run ended with: its last `error: ` line (train.py's one-line
+    errors), else the last unindented line (a traceback's exception)."""
+    lines = [line.rstrip() for line in log_tail(log_path, 40) if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("error: "):
+            return line
+    for line in reversed(lines):
+        if not line[0].isspace():
+            return line
+    return ""
+
+
+def names_the_run(line: str, run: Run) -> bool:
+    """Whether an error line mentions the run's own folder or dataset (then another run
+    may well not fail the same way)."""
+    text = line.lower().replace("-", "_")
+    dataset = os.path.splitext(os.path.basename(run.option("--dataset-config-file")))[0]
+    words = [run.output_dir, os.path.abspath(run.output_dir), dataset]
+    return any(w and w.lower().replace("-", "_") in text for w in words)
 
 
 def _duration(seconds: float) -> str:
@@ -157,17 +195,29 @@ class SweepRunner:
         self.total = sum(s.state == PENDING for s in self.statuses)
         self._numbered = 0
         self._durations: list[float] = []
+        self._first_errors: list[str] = []  # the errors of the first failed runs
+        self._watch_errors = True  # until a run succeeds or fails in a way of its own
+        self.stopped_on = ""
 
     # -- scheduling ----------------------------------------------------------------------
     def _ready(self, status: RunStatus) -> bool | None:
-        """True: may start; False: wait; None: never (a run it needs failed)."""
+        """True: may start; False: wait; None: never (a run it needs failed, or runs
+        elsewhere: then this one is skipped with it)."""
         for index in status.run.depends_on:
-            state = self.statuses[index].state
-            if state in (FAILED, BLOCKED):
+            needed = self.statuses[index]
+            if needed.state == ELSEWHERE:
+                status.state = ELSEWHERE
+                status.note = f"needs {needed.run.output_dir}, which runs elsewhere"
                 return None
-            if state not in (FINISHED, SKIPPED):
+            if needed.state in (FAILED, BLOCKED):
+                return None
+            if needed.state not in (FINISHED, SKIPPED):
                 return False
         return True
+
+    def _elsewhere(self, status: RunStatus, holder: str) -> None:
+        status.state, status.note = ELSEWHERE, f"running elsewhere: {holder}"
+        self.progress.say(f"skipped: {status.run.output_dir} ({status.note})")
 
     def _start(self, batch: list[RunStatus]) -> None:
         requests = [
@@ -195,7 +245,12 @@ class SweepRunner:
         status.code = code
         if code == 0:
             status.state = FINISHED
+            self._watch_errors = False
             self._durations.append(time.time() - status.started)
+            return
+        holder = running_elsewhere(status.run, self.cwd)
+        if holder:  # train.py found the folder taken by a run started elsewhere
+            self._elsewhere(status, holder)
             return
         label = f"run {status.number}/{self.total}"
         if status.attempts <= self.retries:
@@ -206,9 +261,26 @@ class SweepRunner:
         else:
             status.state = FAILED
             self.progress.say(f"{label} failed (exit code {code}): {status.run.output_dir}")
+            self._note_failure(status)
+
+    def _note_failure(self, status: RunStatus) -> None:
+        """Stop starting runs once the first ones all failed with one error that names
+        nothing of the run (missing weights, a broken install, a full disk ...)."""
+        if not self._watch_errors or self.stopped_on:
+            return
+        line = error_line(status.log_path)
+        if not line or names_the_run(line, status.run):
+            self._watch_errors = False  # a failure of its own: the others may well work
+            return
+        self._first_errors.append(line)
+        if len(self._first_errors) >= SAME_ERROR_STOP and len(set(self._first_errors)) == 1:
+            self.stopped_on = line
+            for other in self.statuses:
+                if other.state == PENDING:
+                    other.state = NOT_STARTED
 
     def _status_line(self) -> str:
-        done = sum(s.state in (FINISHED, SKIPPED) for s in self.statuses)
+        done = sum(s.state in (FINISHED, SKIPPED, ELSEWHERE) for s in self.statuses)
         running = sum(s.state == RUNNING for s in self.statuses)
         failed = sum(s.state == FAILED for s in self.statuses)
         blocked = sum(s.state == BLOCKED for s in self.statuses)
@@ -219,6 +291,8 @@ class SweepRunner:
         )
         if blocked:
             line += f", {blocked} not run (a run they need failed)"
+        if self.stopped_on:
+            line += f", {sum(s.state == NOT_STARTED for s in self.statuses)} not started"
         if self._durations and (pending or running):
             mean = sum(self._durations) / len(self._durations)
             parallel = max(1, min(self.executor.capacity or running or 1, pending + running))
@@ -237,16 +311,24 @@ class SweepRunner:
             if status.state != PENDING:
                 continue
             verdict = self._ready(status)
-            if verdict is None:
+            if verdict is None and status.state == PENDING:
                 status.state = BLOCKED
             elif verdict:
                 ready.append(status)
         running = sum(s.state == RUNNING for s in self.statuses)
         capacity = self.executor.capacity
-        if capacity is not None:
-            ready = ready[: max(0, capacity - running)]
-        if ready:
-            self._start(ready)
+        free = len(ready) if capacity is None else max(0, capacity - running)
+        batch = []
+        for status in ready:
+            if len(batch) >= free:
+                break
+            holder = running_elsewhere(status.run, self.cwd)
+            if holder:
+                self._elsewhere(status, holder)
+            else:
+                batch.append(status)
+        if batch:
+            self._start(batch)
         self.progress.status(self._status_line())
         return any(s.state in (PENDING, RUNNING) for s in self.statuses)
 
@@ -271,12 +353,15 @@ class SweepRunner:
             self.progress.end()
             self.executor.close()
         summary.wall_s = time.time() - start
+        summary.stopped_on = self.stopped_on
         summary.lines = self.report(summary)
         return summary
 
     # -- report --------------------------------------------------------------------------
     def report(self, summary: Summary) -> list[str]:
         lines = []
+        if summary.stopped_on:
+            return self._stop_report(summary)
         for status in self.statuses:
             if status.state == FAILED:
                 lines.append(
@@ -284,6 +369,8 @@ class SweepRunner:
                     f"{status.attempts} attempt(s)); log {status.log_path}, last lines:"
                 )
                 lines += [f"    {line}" for line in log_tail(status.log_path, self.tail_lines)]
+            elif status.state == ELSEWHERE:
+                lines.append(f"skipped: {status.run.output_dir} ({status.note})")
             elif status.state == BLOCKED:
                 needed = ", ".join(self.statuses[i].run.output_dir for i in status.run.depends_on)
                 lines.append(f"not run: {status.run.output_dir} (needs {needed}, which failed)")
@@ -291,6 +378,10 @@ class SweepRunner:
             f"{summary.count(FINISHED)} finished now, {summary.count(SKIPPED)} already "
             f"finished, {summary.count(FAILED)} failed, {summary.count(BLOCKED)} not run"
         )
+        if summary.count(ELSEWHERE):
+            counts += f", {summary.count(ELSEWHERE)} skipped (running elsewhere)"
+        if summary.count(NOT_STARTED):
+            counts += f", {summary.count(NOT_STARTED)} not started"
         if summary.interrupted:
             lines.append(
                 f"sweep interrupted after {_duration(summary.wall_s)}: {counts}, "
@@ -300,4 +391,20 @@ class SweepRunner:
             lines.append(
                 f"sweep of {len(self.statuses)} run(s) in {_duration(summary.wall_s)}: {counts}"
             )
+        return lines
+
+    def _stop_report(self, summary: Summary) -> list[str]:
+        """The error once, the runs it failed, and how many were not started."""
+        failed = [s for s in self.statuses if s.state == FAILED]
+        lines = [
+            f"sweep stopped: its first {len(failed)} run(s) failed with the same error, "
+            "which is not about one run:",
+            f"    {summary.stopped_on}",
+        ]
+        lines += [f"failed: {s.run.output_dir} (log {s.log_path})" for s in failed]
+        lines.append(
+            f"{summary.count(NOT_STARTED)} run(s) not started, "
+            f"{summary.count(FINISHED, SKIPPED)} finished; fix the error and run the same "
+            "command again (finished runs are skipped)"
+        )
         return lines
