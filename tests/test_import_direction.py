@@ -38,11 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 
 # (importer, imported) pairs allowed to break a rule, each with its reason.
-KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {
-    # cli/train.py records what a run requested with sweep/done.py's rule, which in turn
-    # reads train.py's parser: removed when the i20-sweep branch lands.
-    ("ammpl.cli.train", "ammpl.sweep.done"): "removed when the i20-sweep branch lands",
-}
+KNOWN_EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 
 # -- the graph ---------------------------------------------------------------------------

@@ -61,7 +61,7 @@ def test_the_sweep_knows_methods_without_a_fewshot_protocol(tmp_path):
     xd = SweepSpec("xd", ["mma"], data=str(tmp_path), datasets=["dtd"], seeds=[1])
     assert [s.script for s in method_steps(xd, "mma")] == ["mma/xd_train.sh", "mma/xd_test.sh"]
     fewshot = SweepSpec("fewshot", ["mma"], data=str(tmp_path), datasets=["dtd"], seeds=[1])
-    with pytest.raises(ConfigError, match="METHOD 'mma' has no fewshot scripts"):
+    with pytest.raises(ConfigError, match="no fewshot runs for METHOD 'mma'"):
         method_steps(fewshot, "mma")
 
 
