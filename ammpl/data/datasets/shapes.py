@@ -136,6 +136,7 @@ class Shapes(ReaderInfo, DatasetBase):
 
     dataset_dir = FOLDER
     download = "nothing: it is generated on first use (e.g. by `make demo`)"
+    generated_on_first_use = True
 
     @classmethod
     def inventory(cls, dataset_dir: str, cache_dir: str = "") -> Inventory:
