@@ -90,9 +90,7 @@ def test_the_fake_data_recipe_runs_as_written(recipe_run, monkeypatch, capsys):
     assert drawn.legends[0] == [legend_text("threshold")]
 
 
-def test_the_recipe_writes_only_under_the_ignored_output_folder(
-    repo_root, recipe_run, monkeypatch
-):
+def test_the_recipe_writes_only_under_the_ignored_output_folder(repo_root, recipe_run, monkeypatch):
     """Issue 20, item 5: no fake_data/ or figures/ left untracked in a clone."""
     work, _, viz_args = recipe_run
     monkeypatch.chdir(work)
