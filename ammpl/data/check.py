@@ -74,7 +74,6 @@ def checkable_names() -> list[str]:
     """Every registered reader `check` can inventory: the 15 benchmarks (table order), then
     the others (the mini benchmark, Shapes) by name."""
     import ammpl.data.datasets  # noqa: F401  (readers register on import)
-    from ammpl.data.datasets.benchmark import ReaderInfo
 
     others = sorted(
         name

@@ -123,13 +123,17 @@ GENERIC_CHECK_COMMAND = "ammpl-data check --root <root> <dataset> --decode"
 
 def check_command(cfg: Any) -> str:
     """The `ammpl-data check` line that lists every damaged image of the configured dataset
-    (`check` knows every registered reader by its DATASET.NAME)."""
+    (`check` knows every bundled reader by its DATASET.NAME); the generic form for a reader
+    it cannot inventory (one registered by other code)."""
+    from ammpl.data.check import checkable_names
+
     dataset = _option(cfg, "DATASET", None)
     name = str(_option(dataset, "NAME", "") or "") if dataset is not None else ""
     root = str(_option(dataset, "ROOT", "") or "").strip() if dataset is not None else ""
-    if not name:
+    if name not in checkable_names():
         return GENERIC_CHECK_COMMAND
-    return f"ammpl-data check --root {shlex.quote(root) if root else '<root>'} {name} --decode"
+    root = shlex.quote(os.path.abspath(os.path.expanduser(root))) if root else "<root>"
+    return f"ammpl-data check --root {root} {name} --decode"
 
 
 def describe_bad_images(
