@@ -4,6 +4,9 @@ file of the wrong kind and a path that cannot be written are one line and exit c
 
 from __future__ import annotations
 
+import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,17 @@ def test_parse_says_which_folder_to_pass(output, capsys):
     assert f"is one run's folder: pass its parent {seed_folder.parent}" in err
     err = one_line_error(capsys, main(["parse", str(seed_folder / "log.txt")]))
     assert "log.txt is a file: pass the folder that holds the seed folders" in err
+
+
+def test_out_may_be_a_pipe_or_device(output, tmp_path, capsys):
+    """`--out /dev/stdout` or a FIFO is written through, never replaced by a regular file."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text()), daemon=True)
+    reader.start()
+    code = main(["collect", str(output), "--out", str(fifo)])
+    reader.join(timeout=10)
+    assert code == 0, capsys.readouterr().err
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert received and received[0].startswith("method,trainer,") and received[0].count("\n") == 13
