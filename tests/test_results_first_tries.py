@@ -124,3 +124,15 @@ def test_out_may_be_a_pipe_or_device(output, tmp_path, capsys):
     assert code == 0, capsys.readouterr().err
     assert stat.S_ISFIFO(fifo.stat().st_mode)
     assert received and received[0].startswith("method,trainer,") and received[0].count("\n") == 13
+
+
+def test_ctrl_c_is_one_line(output, tmp_path, monkeypatch, capsys):
+    import ammpl.results.collect
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ammpl.results.collect, "collect_runs", interrupted)
+    assert main(["collect", str(output), "--out", str(tmp_path / "runs.csv")]) == 130
+    assert capsys.readouterr().err == "Interrupted\n"
+    assert not (tmp_path / "runs.csv").exists()

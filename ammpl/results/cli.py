@@ -205,22 +205,31 @@ COMMANDS = {
 }
 
 
+def _say_error(message: str) -> None:
+    try:
+        sys.stdout.flush()  # the error comes after what was printed
+    except OSError:  # stdout itself failed (a closed pipe)
+        pass
+    print(f"error: {message}", file=sys.stderr)
+
+
 def _guarded(function, args: argparse.Namespace) -> int:
     try:
         return function(args)
     except AmmplError as error:
         if getattr(args, "debug", False):
             raise
-        sys.stdout.flush()
-        print(f"error: {error}", file=sys.stderr)
+        _say_error(str(error))
         return error.exit_code
     except OSError as error:  # a path that cannot be read or written: the OS says why
         if getattr(args, "debug", False):
             raise
-        sys.stdout.flush()
         where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
+        _say_error(f"{where}{error.strerror or error}")
         return 2
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
