@@ -82,4 +82,4 @@ def test_undecodable_images_of_a_batch_are_reported_together(tmp_path):
     message = str(info.value)
     assert "\n" not in message and message.startswith("4 images of one batch cannot be decoded")
     assert all(path in message for path in victims[:3]) and victims[3] not in message
-    assert "ammpl-data check --root <root> <dataset> --decode" in message
+    assert f"`ammpl-data check --root {tmp_path} DescribableTextures --decode`" in message

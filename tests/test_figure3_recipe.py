@@ -90,6 +90,17 @@ def test_the_fake_data_recipe_runs_as_written(recipe_run, monkeypatch, capsys):
     assert drawn.legends[0] == [legend_text("threshold")]
 
 
+def test_the_recipe_writes_only_under_the_ignored_output_folder(repo_root, recipe_run, monkeypatch):
+    """Issue 20, item 5: no fake_data/ or figures/ left untracked in a clone."""
+    work, _, viz_args = recipe_run
+    monkeypatch.chdir(work)
+    assert viz_main(viz_args) == 0
+    assert sorted(p.name for p in work.iterdir()) == ["configs", "output", "scripts", "train.py"]
+    assert (work / viz_args[viz_args.index("--out") + 1]).is_file()
+    ignored = (repo_root / ".gitignore").read_text().splitlines()
+    assert "/output/" in ignored
+
+
 def test_without_classes_it_says_which_it_drew(recipe_run, monkeypatch, capsys):
     work, _, viz_args = recipe_run
     monkeypatch.chdir(work)

@@ -244,7 +244,7 @@ def test_fewshot_table_rows_method_by_shots_with_zero_shot_and_average():
     with pytest.raises(ResultsError, match="two runs for the same table cell.*--configs"):
         fewshot_table(duplicate)
     assert len(fewshot_table(duplicate, configs=["rn50_ep50", "rn50"]).rows) == 2
-    with pytest.raises(ResultsError, match="no few-shot runs for method 'VPT'; the CSV has"):
+    with pytest.raises(ResultsError, match="no few-shot runs for method 'VPT'; the runs have"):
         fewshot_table(runs, methods=["VPT"])
 
 
@@ -281,4 +281,4 @@ def test_renderers_and_cli(tmp_path, capsys):
     assert results_main(["table", "b2n", str(csv_path), "--datasets", "imagenet"]) == 2
     errors = capsys.readouterr().err.splitlines()
     assert len(errors) == 3 and all(e.startswith("error: ") for e in errors)
-    assert "for dataset 'imagenet'; the CSV has: fgvc_aircraft" in errors[2]
+    assert "for dataset 'imagenet'; the runs have: fgvc_aircraft" in errors[2]

@@ -120,9 +120,9 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
         raise ConfigError(
             "No dataset given: pass --dataset-config-file configs/datasets/<name>.yaml"
         )
-    from ammpl.data import DATASET_REGISTRY
+    from ammpl.data.registry import check_dataset_folder
 
-    DATASET_REGISTRY.get(cfg.DATASET.NAME)
+    check_dataset_folder(cfg)  # a wrong --root stops here, before the output folder exists
 
 
 @contextmanager

@@ -291,7 +291,8 @@ def _random_model(spec: BackboneSpec) -> nn.Module:
 def _tiny_fallback(name: str, error: WeightsNotFoundError) -> nn.Module:
     print(
         f"{name} weights not found (looked in {', '.join(error.places)}); "
-        f"running the demo on the tiny random backbone instead"
+        "using the tiny random backbone instead, as MODEL.BACKBONE.ALLOW_TINY_FALLBACK "
+        f"(allow_tiny_fallback=True) permits; its accuracies say nothing about {name}"
     )
     model = _random_model(BACKBONE_REGISTRY[TINY_BACKBONE_NAME])
     model.ammpl_source = f"random:{TINY_BACKBONE_NAME} (fallback: {name} weights not found)"

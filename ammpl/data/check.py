@@ -70,20 +70,36 @@ class CheckReport:
             self.fixes.append(fix)
 
 
-def resolve_names(names: Iterable[str]) -> list[str]:
-    """Registered names for `names` given as reader names or config stems (any case)."""
-    lookup = {}
-    for registered, stem in DATASET_STEMS.items():
-        lookup[registered.lower()] = registered
-        lookup[stem.lower()] = registered
+def checkable_names() -> list[str]:
+    """Every registered reader `check` can inventory: the 15 benchmarks (table order), then
+    the others (the mini benchmark, Shapes) by name."""
+    import ammpl.data.datasets  # noqa: F401  (readers register on import)
+
+    others = sorted(
+        name
+        for name in DATASET_REGISTRY.registered_names()
+        if name not in DATASET_STEMS and issubclass(DATASET_REGISTRY.get(name), ReaderInfo)
+    )
+    return [*DATASET_STEMS, *others]
+
+
+def resolve_names(names: Iterable[str], every_reader: bool = False) -> list[str]:
+    """Registered names for `names` given as reader names or config stems (any case).
+
+    `every_reader`: any reader `check` can inventory (`checkable_names`), not only the 15
+    benchmarks; the config stem of those is their folder (configs/datasets/mini_colors.yaml).
+    """
+    candidates = checkable_names() if every_reader else list(DATASET_STEMS)
+    stems = {n: DATASET_STEMS.get(n) or reader_class(n).dataset_dir for n in candidates}
+    lookup = {alias.lower(): n for n, stem in stems.items() for alias in (n, stem)}
     resolved = []
     for name in names:
         registered = lookup.get(name.lower())
         if registered is None:
-            hint = closest_name(name, list(DATASET_STEMS) + list(DATASET_STEMS.values()))
+            hint = closest_name(name, [*stems, *stems.values()])
             hint_text = f' Did you mean "{hint}"?' if hint else ""
             raise ConfigError(
-                f'Unknown dataset "{name}".{hint_text} Choose from {", ".join(DATASET_STEMS)} '
+                f'Unknown dataset "{name}".{hint_text} Choose from {", ".join(candidates)} '
                 "(or their config stems)"
             )
         if registered not in resolved:
@@ -181,8 +197,8 @@ def check_dataset(root: str, name: str, decode: bool = False, cache_dir: str = "
 def check_datasets(
     root: str, names: Sequence[str] = (), decode: bool = False, cache_dir: str = ""
 ) -> list[CheckReport]:
-    """Reports for `names` (reader names or config stems; empty = all 15)."""
-    resolved = resolve_names(names) if names else list(DATASET_STEMS)
+    """Reports for `names` (any checkable reader's name or config stem; empty = the 15)."""
+    resolved = resolve_names(names, every_reader=True) if names else list(DATASET_STEMS)
     return [check_dataset(root, name, decode, cache_dir) for name in resolved]
 
 

@@ -29,7 +29,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "check", help="report which datasets are present, missing or broken"
     )
     check.add_argument("--root", required=True, help="the data root ($DATA)")
-    check.add_argument("names", nargs="*", help="reader names or config stems (default: all 15)")
+    check.add_argument(
+        "names",
+        nargs="*",
+        help="reader names or config stems of any registered dataset (default: the 15 benchmarks)",
+    )
     check.add_argument("--decode", action="store_true", help="decode every image (slow)")
     check.add_argument("--cache-dir", default="", help="DATASET.CACHE_DIR, if you use one")
 

@@ -10,6 +10,7 @@ main process decides, so the error stays one line and the count is right with an
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -117,30 +118,59 @@ def collate_skipping_bad(samples: list[dict]) -> dict:
     return batch
 
 
-def describe_bad_images(messages: Sequence[str], shown: int = 3) -> str:
+GENERIC_CHECK_COMMAND = "ammpl-data check --root <root> <dataset> --decode"
+
+
+def check_command(cfg: Any) -> str:
+    """The `ammpl-data check` line that lists every damaged image of the configured dataset
+    (`check` knows every bundled reader by its DATASET.NAME); the generic form for a reader
+    it cannot inventory (one registered by other code)."""
+    from ammpl.data.check import checkable_names
+
+    dataset = _option(cfg, "DATASET", None)
+    name = str(_option(dataset, "NAME", "") or "") if dataset is not None else ""
+    root = str(_option(dataset, "ROOT", "") or "").strip() if dataset is not None else ""
+    if name not in checkable_names():
+        return GENERIC_CHECK_COMMAND
+    root = shlex.quote(os.path.abspath(os.path.expanduser(root))) if root else "<root>"
+    return f"ammpl-data check --root {root} {name} --decode"
+
+
+def describe_bad_images(
+    messages: Sequence[str], shown: int = 3, command: str = GENERIC_CHECK_COMMAND
+) -> str:
     """One line for the undecodable images of a batch: how many, the first few, the fixes."""
     head = "; ".join(messages[:shown]) + ("; …" if len(messages) > shown else "")
     if len(messages) > 1:
         head = f"{len(messages)} images of one batch cannot be decoded: {head}"
     return (
-        f"{head} (set DATASET.SKIP_BAD_IMAGES True to skip them; `ammpl-data check --root "
-        "<root> <dataset> --decode` lists every damaged image)"
+        f"{head} (set DATASET.SKIP_BAD_IMAGES True to skip them; `{command}` lists every "
+        "damaged image)"
     )
 
 
 class CheckedDataLoader(DataLoader):
     """A DataLoader that raises or skips (and records) the bad images its workers report."""
 
-    def __init__(self, *args: Any, skip_bad_images: bool, skipped: SkippedImages, **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        skip_bad_images: bool,
+        skipped: SkippedImages,
+        check_command: str = GENERIC_CHECK_COMMAND,
+        **kwargs: Any,
+    ):
         super().__init__(*args, **kwargs)
         self.skip_bad_images = skip_bad_images
         self.skipped = skipped
+        self.check_command = check_command
 
     def __iter__(self) -> Iterator[dict]:
         for batch in super().__iter__():
             bad = batch.pop(BAD_IMAGE_KEY)
             if bad and not self.skip_bad_images:
-                raise DataError(describe_bad_images([message for _, message in bad]))
+                messages = [message for _, message in bad]
+                raise DataError(describe_bad_images(messages, command=self.check_command))
             for impath, message in bad:
                 self.skipped.add(impath, message)
             if batch:
@@ -181,6 +211,7 @@ def build_data_loader(
         collate_fn=collate_skipping_bad,
         skip_bad_images=bool(_option(cfg.DATASET, "SKIP_BAD_IMAGES", False)),
         skipped=skipped if skipped is not None else SkippedImages(),
+        check_command=check_command(cfg),
     )
 
 

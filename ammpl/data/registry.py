@@ -38,6 +38,19 @@ def dataset_root(cfg: Any) -> str:
     return require_dir(root, "Dataset root", ROOT_HOW_TO)
 
 
+def check_dataset_folder(cfg: Any) -> None:
+    """What building the dataset checks first, without reading it: DATASET.NAME is a
+    registered reader and, for a reader that reads from DATASET.ROOT, the root holds its
+    folder. A run calls this before it creates its output folder, so a wrong root leaves
+    no folder with only log.txt behind."""
+    import ammpl.data.datasets  # noqa: F401  (readers register on import)
+
+    reader = DATASET_REGISTRY.get(cfg.DATASET.NAME)
+    locate = getattr(reader, "locate", None)
+    if locate is not None and not getattr(reader, "generated_on_first_use", False):
+        locate(dataset_root(cfg))
+
+
 def build_dataset(cfg: Any) -> Any:
     """Instantiate the reader named by DATASET.NAME (importing every bundled reader first)."""
     import ammpl.data.datasets  # noqa: F401  (readers register on import)

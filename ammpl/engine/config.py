@@ -311,6 +311,20 @@ def _merge_mapping(
             node[name] = _coerce(raw, current, key, source)
 
 
+def _yaml_error_line(path: str, error: yaml.YAMLError) -> str:
+    """`Config file <file>:<line>:<column> is not valid YAML: <problem>`: where the parser
+    gave up, 1-based as editors count (the file alone when YAML names no place)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+    problem = getattr(error, "problem", None)
+    if not problem:
+        text = str(error).strip()
+        problem = text.splitlines()[0] if text else type(error).__name__
+    context = getattr(error, "context", None)
+    detail = f"{problem} ({context})" if context else problem
+    return f"Config file {where} is not valid YAML: {detail}"
+
+
 def merge_from_file(cfg: _YacsCfgNode, path: str | os.PathLike) -> _YacsCfgNode:
     """Merge a YAML file into `cfg` (in place; also returned)."""
     _check_not_frozen(cfg)
@@ -321,8 +335,7 @@ def merge_from_file(cfg: _YacsCfgNode, path: str | os.PathLike) -> _YacsCfgNode:
         with open(path, encoding="utf-8") as handle:
             data = yaml.safe_load(handle)
     except yaml.YAMLError as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"Config file {path} is not valid YAML: {first_line}") from exc
+        raise ConfigError(_yaml_error_line(path, exc)) from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"Cannot read config file {path}: {exc}") from exc
     if data is None:

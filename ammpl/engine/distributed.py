@@ -188,7 +188,11 @@ def rebuild_loader(loader: DataLoader, batch_sampler: Sampler[list[int]]) -> Dat
         "timeout": loader.timeout,
     }
     if isinstance(loader, CheckedDataLoader):
-        options.update(skip_bad_images=loader.skip_bad_images, skipped=loader.skipped)
+        options.update(
+            skip_bad_images=loader.skip_bad_images,
+            skipped=loader.skipped,
+            check_command=loader.check_command,
+        )
         return CheckedDataLoader(loader.dataset, batch_sampler=batch_sampler, **options)
     return DataLoader(loader.dataset, batch_sampler=batch_sampler, **options)
 

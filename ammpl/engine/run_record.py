@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -72,8 +73,11 @@ class RunRecord:
         self.status = "created"
         self.epochs: list[dict[str, Any]] = []
         self.results: dict[str, dict[str, Any]] = {}
+        # the trainer's data: how many distinct images DATASET.SKIP_BAD_IMAGES skipped so far
+        self.skipped_images: Callable[[], int] | None = None
         self._session_start = time.time()
         self._previous_wall_time = 0.0
+        self._previous_skipped = 0
         self._commit = git_commit()
         self._load_previous()
 
@@ -90,6 +94,8 @@ class RunRecord:
         self.epochs = [e for e in previous.get("epochs", []) if isinstance(e, dict)]
         results = previous.get("results", {})
         self.results = results if isinstance(results, dict) else {}
+        skipped = previous.get("skipped_images", 0)
+        self._previous_skipped = skipped if isinstance(skipped, int) else 0
         wall = previous.get("wall_time_s", 0.0)
         self._previous_wall_time = float(wall) if isinstance(wall, (int, float)) else 0.0
 
@@ -140,6 +146,8 @@ class RunRecord:
                 "updated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
         )
+        if self.skipped_images is not None:  # a resumed run may not meet them all again
+            record["skipped_images"] = max(self.skipped_images(), self._previous_skipped)
         return record
 
     def save(self) -> str:

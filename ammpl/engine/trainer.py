@@ -385,6 +385,8 @@ class SimpleTrainer(TrainerBase):
         self.lab2cname = dm.lab2cname
         self.dm = dm
         self.run_record.meta["shots_per_class"] = getattr(dm, "shots_per_class", None)
+        if hasattr(dm, "skipped_image_paths"):  # undecodable images skipped (SKIP_BAD_IMAGES)
+            self.run_record.skipped_images = lambda: len(set(dm.skipped_image_paths))
 
     def build_model(self) -> None:
         raise NotImplementedError(

@@ -149,7 +149,7 @@ def select(
     `method:config`). A filter entry that matches nothing is an error listing what exists."""
     pool = [r for r in runs if accept(r) and r.accuracy is not None]
     if not pool:
-        raise ResultsError(f"no {what} runs with a test accuracy in the CSV")
+        raise ResultsError(f"no {what} runs with a test accuracy among the runs given")
     for entries, label, test, names in (
         (methods, "method", _matches, sorted({r.method for r in pool})),
         (configs, "config", _config_matches, sorted({r.config for r in pool})),
@@ -158,7 +158,7 @@ def select(
         for entry in entries or ():
             if not any(test(entry, r) for r in pool):
                 raise ResultsError(
-                    f"no {what} runs for {label} '{entry}'; the CSV has: {', '.join(names)}"
+                    f"no {what} runs for {label} '{entry}'; the runs have: {', '.join(names)}"
                 )
         if entries:
             pool = [r for r in pool if any(test(e, r) for e in entries)]

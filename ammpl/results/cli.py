@@ -2,23 +2,29 @@
 
     ammpl-results parse DIR [--ci95] [--test-log] [--multi-exp] [--keyword K]
     ammpl-results collect ROOT --out runs.csv
-    ammpl-results table {b2n,xd,ablation,fewshot} runs.csv [--format md|csv|latex]
+    ammpl-results table {b2n,xd,ablation,fewshot} RUNS [--format md|csv|latex]
                   [--methods M ...] [--datasets D ...] [--configs C ...] [--seeds 1 2 3]
                   [--shots K ...] [--source DATASET] [--out FILE]
-    ammpl-results plot-fewshot runs.csv --out DIR [--methods …] [--datasets …] [--error-bars]
+    ammpl-results plot-fewshot RUNS --out DIR [--methods …] [--datasets …] [--error-bars]
 
-User errors print one line (`error: …`) and exit with code 2.
+RUNS is a CSV written by `collect`, or a folder of runs, which is then collected on the fly
+(with a one-line notice). User errors, and files that cannot be read or written, print one
+line (`error: …`) and exit with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ammpl.results.errors import ResultsError
 from ammpl.utils import AmmplError
+
+if TYPE_CHECKING:
+    from ammpl.results.collect import Run
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -35,6 +41,47 @@ def add_parse_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-log", action="store_true", help="parse evaluation-only logs")
     parser.add_argument("--multi-exp", action="store_true", help="one more folder level")
     parser.add_argument("--keyword", default="accuracy", help="metric name (default accuracy)")
+
+
+RUNS_HELP = "CSV written by `ammpl-results collect`, or a folder of runs (collected on the fly)"
+TABLE_SUFFIXES = {"md": ".md", "csv": ".csv", "latex": ".tex"}
+
+
+def load_runs(path: str) -> list[Run]:
+    """The runs of a CSV written by `collect`, or of a folder of runs, collected on the fly
+    (a folder is the natural first try: `ammpl-results table b2n output`)."""
+    from ammpl.results.collect import collect_runs, read_runs_csv
+
+    if not os.path.isdir(path):
+        return read_runs_csv(path)
+    runs = collect_runs(path)
+    saved = os.path.join(path, "runs.csv")
+    print(
+        f"note: {path} is a folder: collected its {len(runs)} run(s) on the fly "
+        f"(`ammpl-results collect {path} --out {saved}` saves them once)",
+        file=sys.stderr,
+    )
+    return runs
+
+
+def file_to_write(path: str, example: str) -> str:
+    """`path` unless it is an existing folder (`--out output` where a file is meant)."""
+    if os.path.isdir(path):
+        raise ResultsError(
+            f"--out {path} is a folder: name the file to write (e.g. --out "
+            f"{os.path.join(path, example)})"
+        )
+    return path
+
+
+def folder_to_write(path: str) -> str:
+    """`path` unless it is an existing file (`--out runs.csv` where a folder is meant)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ResultsError(
+            f"--out {path} is a file: name the folder for the figures (e.g. --out "
+            f"{os.path.join(os.path.dirname(path), 'figures')})"
+        )
+    return path
 
 
 def _add_filters(parser: argparse.ArgumentParser) -> None:
@@ -65,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     table = commands.add_parser("table", help="a paper table from the runs CSV")
     table.add_argument("kind", choices=("b2n", "xd", "ablation", "fewshot"))
-    table.add_argument("csv", help="CSV written by `ammpl-results collect`")
+    table.add_argument("csv", help=RUNS_HELP)
     table.add_argument("--format", choices=("md", "csv", "latex"), default="md")
     _add_filters(table)
     table.add_argument("--shots", nargs="+", type=int, help="shots to show (xd, ablation, fewshot)")
@@ -73,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--out", help="write the table here instead of stdout")
 
     plot = commands.add_parser("plot-fewshot", help="few-shot curves (PDF and PNG)")
-    plot.add_argument("csv", help="CSV written by `ammpl-results collect`")
+    plot.add_argument("csv", help=RUNS_HELP)
     plot.add_argument("--out", required=True, help="folder for the figures")
     _add_filters(plot)
     plot.add_argument("--error-bars", action="store_true", help="seed std as error bars")
@@ -92,13 +139,13 @@ def run_parse(args: argparse.Namespace) -> int:
 def run_collect(args: argparse.Namespace) -> int:
     from ammpl.results.collect import collect_runs, write_runs_csv
 
-    count = write_runs_csv(collect_runs(args.root), args.out)
+    out = file_to_write(args.out, "runs.csv")
+    count = write_runs_csv(collect_runs(args.root), out)
     print(f"{count} run(s) written to {args.out}")
     return 0
 
 
 def run_table(args: argparse.Namespace) -> int:
-    from ammpl.results.collect import read_runs_csv
     from ammpl.results.render import render
     from ammpl.results.tables import BUILDERS
 
@@ -113,7 +160,9 @@ def run_table(args: argparse.Namespace) -> int:
         options["source"] = args.source
     elif args.source:
         raise ResultsError("--source applies to the xd table only")
-    table = BUILDERS[args.kind](read_runs_csv(args.csv), **options)
+    if args.out:
+        file_to_write(args.out, f"{args.kind}{TABLE_SUFFIXES[args.format]}")
+    table = BUILDERS[args.kind](load_runs(args.csv), **options)
     text = render(table, args.format)
     if args.out:
         from ammpl.utils.io import atomic_write_text
@@ -129,11 +178,11 @@ def run_table(args: argparse.Namespace) -> int:
 
 
 def run_plot(args: argparse.Namespace) -> int:
-    from ammpl.results.collect import read_runs_csv
     from ammpl.results.plots import plot_fewshot
 
+    folder_to_write(args.out)
     written, notes = plot_fewshot(
-        read_runs_csv(args.csv),
+        load_runs(args.csv),
         args.out,
         args.methods,
         args.datasets,
@@ -156,15 +205,31 @@ COMMANDS = {
 }
 
 
+def _say_error(message: str) -> None:
+    try:
+        sys.stdout.flush()  # the error comes after what was printed
+    except OSError:  # stdout itself failed (a closed pipe)
+        pass
+    print(f"error: {message}", file=sys.stderr)
+
+
 def _guarded(function, args: argparse.Namespace) -> int:
     try:
         return function(args)
     except AmmplError as error:
         if getattr(args, "debug", False):
             raise
-        sys.stdout.flush()
-        print(f"error: {error}", file=sys.stderr)
+        _say_error(str(error))
         return error.exit_code
+    except OSError as error:  # a path that cannot be read or written: the OS says why
+        if getattr(args, "debug", False):
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        _say_error(f"{where}{error.strerror or error}")
+        return 2
+    except KeyboardInterrupt:
+        print("Interrupted", file=sys.stderr)
+        return 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:

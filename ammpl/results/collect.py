@@ -154,6 +154,11 @@ def _warn_stderr(message: str) -> None:
 
 def collect_runs(root: str, warn: Callable[[str], None] = _warn_stderr) -> list[Run]:
     """One `Run` per readable results.json under `root`; unreadable ones are reported."""
+    if os.path.isfile(root):
+        raise ResultsError(
+            f"{root} is a file, not a folder of runs: pass the output folder of the runs "
+            "(e.g. output)"
+        )
     if not os.path.isdir(root):
         raise ResultsError(f"no folder {root}: pass the output folder of the runs (e.g. output)")
     runs = []
@@ -201,24 +206,45 @@ def _typed(column: str, text: str) -> Any:
     return text
 
 
+def _not_a_runs_csv(path: str, why: str) -> ResultsError:
+    what = "one run's results.json" if os.path.basename(path) == RESULTS_FILE else why
+    return ResultsError(
+        f"{path} is not a runs CSV ({what}): pass the output folder of the runs (it is "
+        "collected on the fly) or a CSV made by `ammpl-results collect OUTPUT --out FILE`"
+    )
+
+
 def read_runs_csv(path: str) -> list[Run]:
     """The rows of a CSV written by `write_runs_csv` (or `ammpl-results collect`)."""
     if not os.path.isfile(path):
         raise ResultsError(
-            f"no file {path}: make it with `ammpl-results collect OUTPUT --out {path}`"
+            f"no file or folder {path}: pass the output folder of the runs, or a CSV "
+            f"(make it with `ammpl-results collect OUTPUT --out {path}`)"
         )
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise ResultsError(
-                f"{path} lacks the column(s) {', '.join(missing)}: "
-                "make it with `ammpl-results collect OUTPUT --out FILE`"
-            )
-        runs = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                runs.append(Run(**{c: _typed(c, row[c] or "") for c in COLUMNS}))
-            except (ValueError, OverflowError) as error:  # int("inf") overflows
-                raise ResultsError(f"{path}, line {line}: not a number ({error})") from None
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return _read_rows(path, handle)
+    except UnicodeDecodeError:
+        raise _not_a_runs_csv(path, "not UTF-8 text") from None
+    except csv.Error as error:
+        raise _not_a_runs_csv(path, str(error)) from None
+
+
+def _read_rows(path: str, handle: Iterable[str]) -> list[Run]:
+    reader = csv.DictReader(handle)
+    header = reader.fieldnames or []
+    missing = [c for c in COLUMNS if c not in header]
+    if len(missing) == len(COLUMNS):
+        raise _not_a_runs_csv(path, "its first line is not the header `collect` writes")
+    if missing:
+        raise ResultsError(
+            f"{path} lacks the column(s) {', '.join(missing)}: "
+            "make it again with `ammpl-results collect OUTPUT --out FILE`"
+        )
+    runs = []
+    for line, row in enumerate(reader, start=2):
+        try:
+            runs.append(Run(**{c: _typed(c, row[c] or "") for c in COLUMNS}))
+        except (ValueError, OverflowError) as error:  # int("inf") overflows
+            raise ResultsError(f"{path}, line {line}: not a number ({error})") from None
     return runs

@@ -96,8 +96,9 @@ class DirectorySummary:
 def _visible_entries(directory: str) -> list[str]:
     """Non-hidden entries, sorted by name (the reference's `listdir_nohidden(sort=True)`)."""
     if not os.path.isdir(directory):
+        what = f"{directory} is a file" if os.path.isfile(directory) else f"no folder {directory}"
         raise ResultsError(
-            f"no folder {directory}: pass the folder that holds the seed folders "
+            f"{what}: pass the folder that holds the seed folders "
             "(e.g. output/<dataset>/<trainer>/<cfg>_16shots)"
         )
     return sorted(name for name in os.listdir(directory) if not name.startswith("."))
@@ -126,6 +127,9 @@ def parse_directory(
     if not summary.values:
         signal = " or ".join(f"'{s}'" for s in start_signals(test_log))
         hint = "" if test_log else " (evaluation-only logs need --test-log)"
+        if os.path.isfile(os.path.join(directory, LOG_FILE)):  # a seed folder itself
+            parent = os.path.dirname(os.path.normpath(directory)) or "."
+            hint = f"; {directory} is one run's folder: pass its parent {parent}"
         raise ResultsError(
             f"Nothing found in {directory}: no log.txt with a '* {keyword}: …%' line after "
             f"{signal}{hint}"

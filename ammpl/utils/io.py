@@ -65,8 +65,17 @@ def _final_mode(path: Path) -> int:
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary sibling of `path`; on success fsync and rename it over `path`."""
+    """Open a temporary sibling of `path`; on success fsync and rename it over `path`.
+
+    A `path` that exists but is neither a file nor a folder (a FIFO, a terminal,
+    `/dev/stdout`) is written straight through: renaming over it would replace the device
+    node with a regular file.
+    """
     path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():
+        with open(path, mode) as handle:
+            yield handle
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

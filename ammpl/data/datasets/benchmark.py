@@ -74,6 +74,7 @@ class ReaderInfo:
 
     dataset_dir: ClassVar[str] = ""  # folder under DATASET.ROOT (instances: absolute path)
     download: ClassVar[str] = ""  # one line: what to download and where to put it
+    generated_on_first_use: ClassVar[bool] = False  # True: no folder to find before a run
 
     @classmethod
     def locate(cls, root: str) -> str:

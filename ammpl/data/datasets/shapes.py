@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ammpl.data.base import DatasetBase
+from ammpl.data.datasets.benchmark import Inventory, ReaderInfo, split_file_entries
 from ammpl.data.fewshot_cache import load_or_create_fewshot
 from ammpl.data.registry import DATASET_REGISTRY
 from ammpl.data.splits import read_split, subsample_classes
@@ -130,10 +131,18 @@ def ensure_shapes(root: str) -> str:
 
 
 @DATASET_REGISTRY.register()
-class Shapes(DatasetBase):
+class Shapes(ReaderInfo, DatasetBase):
     """The demo set, read exactly like a benchmark (split file → few-shot → base/new)."""
 
     dataset_dir = FOLDER
+    download = "nothing: it is generated on first use (e.g. by `make demo`)"
+    generated_on_first_use = True
+
+    @classmethod
+    def inventory(cls, dataset_dir: str, cache_dir: str = "") -> Inventory:
+        """The generated split file's images (for `ammpl-data check`)."""
+        split_path = os.path.join(dataset_dir, SPLIT_FILE)
+        return Inventory(split_file_entries(split_path, os.path.join(dataset_dir, "images")))
 
     def __init__(self, cfg: Any) -> None:
         root = os.path.abspath(os.path.expanduser(cfg.DATASET.ROOT or DEFAULT_ROOT))

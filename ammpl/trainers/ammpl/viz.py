@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ PICTURE_MODES = ("threshold", "expected", "sample")
 MASKED_TINT = np.array([150.0, 20.0, 20.0])
 DEFAULT_IMAGE_SIZE = 224
 MAX_DEFAULT_CLASSES = 4
+LEGEND_MIN_CHARS = 24  # the legend is never wrapped narrower than this
 
 
 @dataclass
@@ -192,6 +194,24 @@ def shade(image: np.ndarray, keep: torch.Tensor) -> np.ndarray:
     return np.clip(weight * image + (1 - weight) * masked, 0, 255).astype(np.uint8)
 
 
+def add_fitted_legend(fig, handle, mode: str, fontsize: float = 7) -> float:
+    """The legend under the grid, its text wrapped until it fits the figure's width (a
+    one-column figure is narrower than the sentence); returns its height as a fraction of
+    the figure's."""
+    text = legend_text(mode)
+    renderer = fig.canvas.get_renderer()
+    limit = 0.96 * fig.bbox.width
+    width = len(text)
+    while True:
+        handle.set_label(textwrap.fill(text, width))
+        legend = fig.legend(handles=[handle], loc="lower center", fontsize=fontsize, frameon=False)
+        box = legend.get_window_extent(renderer)
+        if box.width <= limit or width <= LEGEND_MIN_CHARS:
+            return box.height / fig.bbox.height
+        legend.remove()
+        width -= 4
+
+
 def render_mask_grid(
     images: list[np.ndarray],
     image_names: list[str],
@@ -226,13 +246,8 @@ def render_mask_grid(
             who = "all classes (one mask)"
         axes[r][0].set_ylabel(f"{who}\n{image_names[image_index]}", fontsize=7)
     masked = np.clip((0.35 * 128 + 0.65 * MASKED_TINT) / 255, 0, 1)
-    fig.legend(
-        handles=[Patch(facecolor=masked, edgecolor="gray", label=legend_text(mode))],
-        loc="lower center",
-        fontsize=7,
-        frameon=False,
-    )
-    fig.tight_layout(rect=(0, 0.35 / (1.9 * len(rows) + 0.4), 1, 1))
+    legend_height = add_fitted_legend(fig, Patch(facecolor=masked, edgecolor="gray"), mode)
+    fig.tight_layout(rect=(0, legend_height + 0.01, 1, 1))
     out = Path(out)
     with atomic_write(out, "wb") as handle:  # creates the folder; never a half-written PNG
         fig.savefig(handle, dpi=100, format="png")
