@@ -59,6 +59,7 @@ METHOD_ORDER += ("KgCoOp", "PromptSRC")
 ZEROSHOT_METHOD = "ZS-CLIP"
 # Methods of the source documents beyond the AMMPL paper's comparison, after it.
 METHOD_ORDER += ("PLOT", "PLOT++", "PLOT++ (stage 1)")
+METHOD_ORDER += ("ProGrad", "TCP")  # their papers' spelling (= the trainer names)
 # PLOT's variant folders: N prompt sets (PLOT), stage and M visual prompt sets (PLOT++).
 PLOT_VARIANT = re.compile(r"(?:(vision|joint)_M(\d+)|N(\d+))$")
 

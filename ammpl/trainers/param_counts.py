@@ -120,6 +120,14 @@ PAPER_CONFIGS += (
     PaperConfig("PLOT++ (M 4, joint)", "PLOTPP", "PLOTPP/vit.yaml", "few-shot (two stages)"),
 )
 
+PAPER_CONFIGS += (
+    PaperConfig("ProGrad", "ProGrad", "ProGrad/vit_b16_ep100.yaml", "base-to-new (ours: ViT-B/16)"),
+    PaperConfig("ProGrad (RN50)", "ProGrad", "ProGrad/rn50.yaml", "few-shot (its own, RN50)"),
+    PaperConfig(
+        "TCP", "TCP", "TCP/vit_b16_ep100_ctxv1.yaml", "base-to-new, cross-dataset, few-shot"
+    ),
+)
+
 
 def build_random_clip(backbone: str = "vit_b16") -> nn.Module:
     """A frozen CLIP with random weights: "vit_b16" (open_clip ViT-B-16-quickgelu) or "tiny"."""

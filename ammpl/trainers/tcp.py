@@ -118,12 +118,6 @@ class TCPCLIP(nn.Module):
     ) -> None:
         super().__init__()
         self.text_encoder = TextEncoder(clip_model)
-        n_blocks = len(self.text_encoder.transformer.resblocks)
-        if not 1 <= node.LAYER < n_blocks:
-            raise ConfigError(
-                f"TRAINER.TCP.LAYER must be a text block of this backbone, 1..{n_blocks - 1}, "
-                f"got {node.LAYER}"
-            )
         hand = encode_templates(self.text_encoder, classnames, [hand_template])[0]
         self.prompt_learner = TCPPromptLearner(
             node, classnames, clip_model, scaffold, normalise(hand)
@@ -134,6 +128,13 @@ class TCPCLIP(nn.Module):
         self.weight = float(node.W)
 
     def text_features(self) -> torch.Tensor:
+        # Checked at use, not at build: parameter counts build the model on any depth.
+        n_blocks = len(self.text_encoder.transformer.resblocks)
+        if not 1 <= self.layer < n_blocks:
+            raise ConfigError(
+                f"TRAINER.TCP.LAYER must be a text block of this backbone, 1..{n_blocks - 1}, "
+                f"got {self.layer}"
+            )
         prompts, tokens = self.prompt_learner()
         deep = [None] * (self.layer - 1) + [tokens]
         return self.text_encoder(prompts, self.prompt_learner.eot_indices, deep)
