@@ -55,9 +55,7 @@ def extend_cfg(cfg: CN) -> None:
 register_cfg_extension(extend_cfg)
 
 
-def template_context(
-    clip_model: nn.Module, n_ctx: int, template: str
-) -> tuple[torch.Tensor, str]:
+def template_context(clip_model: nn.Module, n_ctx: int, template: str) -> tuple[torch.Tensor, str]:
     """(ctx (n_ctx, d_t), scaffold prefix) initialised from a "… {}." template as the
     reference does (module docstring)."""
     phrase = template.replace(" {}.", "").replace("_", " ")
