@@ -194,6 +194,7 @@ class ProGrad(CoOp):
             ce, kl = prograd_losses(logits, zs_logits, label, node.T)
         self.prograd_backward_and_update(ce, kl, node.LAMBDA)
         summary = {
+            "loss": ce.item(),  # the objective; the KL term only steers its gradient
             "xe_loss": ce.item(),
             "kl_loss": kl.item(),
             "acc": compute_accuracy(logits, label)[0].item(),
