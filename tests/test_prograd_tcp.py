@@ -193,6 +193,19 @@ def test_class_aware_tokens_equal_a_plain_restatement(clip3, layer):
         assert_close(model.text_features(), x, tol=1e-5)
 
 
+def test_per_sequence_deep_prompts_are_chunked_with_their_sequences(clip3):
+    node = method_node("TCP", PREC="fp32", LAYER=2)
+    model = TCPCLIP(node, CLASSNAMES, clip3, "a photo of a {}.", "{}.")
+    with torch.no_grad():
+        whole = model.text_features()
+        model.text_encoder.chunk_size = 2  # 3 classes: chunks of 2 and 1
+        assert torch.allclose(model.text_features(), whole, atol=1e-6)
+        prompts, tokens = model.prompt_learner()
+        eot = model.prompt_learner.eot_indices
+        with pytest.raises(ValueError, match="block 2 has 2 sets for 3 sequences"):
+            model.text_encoder(prompts, eot, [None, tokens[:2]])
+
+
 def test_tcp_loss_is_ce_plus_w_times_the_consistency_term(clip3):
     node = method_node("TCP", PREC="fp32", LAYER=2)
     model = TCPCLIP(node, CLASSNAMES, clip3, "a photo of a {}.", "{}.")

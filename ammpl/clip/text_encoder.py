@@ -96,6 +96,12 @@ class TextEncoder(nn.Module):
             p.reshape(-1, *p.shape[-2:]) if p is not None and p.dim() > 2 else None
             for p in deep_prompts or ()
         ]
+        for index, prompt in enumerate(per_sequence, start=1):
+            if prompt is not None and prompt.shape[0] != flat.shape[0]:
+                raise ValueError(
+                    f"per-sequence deep prompt for block {index} has {prompt.shape[0]} sets "
+                    f"for {flat.shape[0]} sequences"
+                )
 
         def chunk_prompts(start: int) -> list | None:
             if not deep_prompts:
