@@ -283,6 +283,16 @@ def test_prograd_step_uses_the_projected_gradient(repo_root, benchmark_root, tmp
     assert any(conflicts) and not all(conflicts), conflicts
 
 
+def test_prograd_settings_errors(repo_root, benchmark_root, tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="TRAINER.PROGRAD.T must be > 0"):
+        build(repo_root, benchmark_root, tmp_path, "ProGrad", ("TRAINER.PROGRAD.T", "0"))
+    from ammpl.engine import distributed
+
+    monkeypatch.setattr(distributed, "current", lambda: object())
+    with pytest.raises(ConfigError, match="run ProGrad in a single process"):
+        build(repo_root, benchmark_root, tmp_path, "ProGrad")
+
+
 def test_tcp_adam_uses_the_reference_eps(repo_root, benchmark_root, tmp_path):
     trainer = build(repo_root, benchmark_root, tmp_path, "TCP")
     groups = trainer._optims["prompt_learner"].param_groups
