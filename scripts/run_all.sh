@@ -8,6 +8,7 @@
 #   PROTOCOL  fewshot | base2new | xd | ablation | zeroshot
 #   METHOD    ammpl | cocoop | maple | ivlp | dlp | vpt | promptsrc | kgcoop: fewshot,
 #             base2new, xd (ablation: ammpl only)
+#             prograd | tcp: fewshot, base2new, xd (their epoch and λ rules in their scripts)
 #             vp | dpt | plot | plotpp: fewshot only (plot, plotpp: PLOT's epochs-by-shots
 #             rule; N or M from the environment)
 #             coop: fewshot (CoOp's epoch-by-shots configs); zsclip (or coop): zeroshot

@@ -121,6 +121,8 @@ def test_vit_b16_counts_equal_the_t11_table():
     assert counts["AMMPL (generalisable)"] == 78_084  # published (AMMPL.md): ctx 2,048 + P 196
     # + N 768 + f_I 33,312 + f_T 41,760
     assert counts["AMMPL (class-specific, 100 classes)"] == 100 * 78_084
+    assert counts["ProGrad"] == counts["ProGrad (RN50)"] == 8_192  # CoOp's N 16
+    assert counts["TCP"] == 331_904  # ctx 2,048 + meta-net 65,664 + 264,192 (TCP's "331.9K")
 
 
 def test_reference_fp16_precision_map():

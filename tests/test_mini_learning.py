@@ -28,6 +28,7 @@ SHOTS = "16"
 TRAINERS = (
     "CoOp", "CoCoOp", "IVLP", "VPT", "MaPLe", "AMMPL",
     "KgCoOp", "PromptSRC", "DPT", "PLOTPP",
+    "ProGrad", "TCP",
 )  # fmt: skip
 TRAINERS += ("MMA", "CoPrompt")
 # Left out: VP with its own recipe (LR 40) ends below zero-shot here (31.3 % on the base

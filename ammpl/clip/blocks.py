@@ -214,7 +214,7 @@ def transient_prompt_hooks(
 
 
 def injection_hook(
-    deep_prompts: Sequence[torch.Tensor] | None,
+    deep_prompts: Sequence[torch.Tensor | None] | None,
     first_slot: int | None,
     n_blocks: int,
     round_fp16: bool = False,
@@ -222,7 +222,9 @@ def injection_hook(
     """The `before_block` hook of deep prompting (BASELINES.md §1.3), for either tower.
 
     Before block i = 1..len(deep_prompts), the prompt slots of the hidden state are replaced
-    by `deep_prompts[i-1]` (n, d), the same vectors for every sequence: slots
+    by `deep_prompts[i-1]` (n, d), the same vectors for every sequence, or (N, n, d), one
+    set per sequence of the N (TCP's class-aware tokens); a None entry leaves block i alone:
+    slots
     `first_slot .. first_slot+n-1` (text: 1), or the last n tokens when `first_slot` is None
     (vision). Blocks from len(deep_prompts)+1 on are left alone. Prompts for blocks past the
     last one are never used, as in the reference. Prompts are cast to the hidden dtype;
@@ -235,15 +237,22 @@ def injection_hook(
         return None
     prompts = list(deep_prompts)[: max(n_blocks - 1, 0)]
     for index, prompt in enumerate(prompts, start=1):
-        if prompt.dim() != 2:
+        if prompt is not None and prompt.dim() not in (2, 3):
             raise ValueError(
-                f"deep prompt for block {index} must be (n, d), got {tuple(prompt.shape)}"
+                f"deep prompt for block {index} must be (n, d) or (N, n, d), "
+                f"got {tuple(prompt.shape)}"
             )
 
     def replace_slots(block_index: int, x: torch.Tensor) -> torch.Tensor:
-        if not 1 <= block_index <= len(prompts):
+        if not 1 <= block_index <= len(prompts) or prompts[block_index - 1] is None:
             return x
-        prompt = prompts[block_index - 1].expand(x.shape[0], -1, -1)
+        prompt = prompts[block_index - 1]
+        if prompt.dim() == 3 and prompt.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"per-sequence deep prompt for block {block_index} has {prompt.shape[0]} sets "
+                f"for {x.shape[0]} sequences"
+            )
+        prompt = prompt.expand(x.shape[0], -1, -1)
         prompt = cast_prompts(prompt, x.dtype, round_fp16)
         n = prompt.shape[1]
         if first_slot is None:

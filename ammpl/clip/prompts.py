@@ -133,7 +133,10 @@ class ClassPrompts(nn.Module):
     reference names; loaders drop them and rebuild from the current class names);
     `token_ids` (K, L) and `eot_indices` (K,) (non-persistent). `name_lens[k]` is the BPE
     length of class name k. `prompt_prefix` is one scaffold prefix, or one per row (rows may
-    repeat class names: PLOT's N prompt sets are N·K rows). Prompt learners subclass this.
+    repeat class names: PLOT's N prompt sets are N·K rows). `template` is what follows the
+    prefix, "{}" standing for the class name ("{}." by default; TCP's per-dataset scaffolds
+    such as "{}, a type of pet."; the "middle"/"front" layouts assume the default).
+    Prompt learners subclass this.
     """
 
     def __init__(
@@ -142,6 +145,7 @@ class ClassPrompts(nn.Module):
         classnames: Sequence[str],
         n_ctx: int,
         prompt_prefix: str | Sequence[str] | None = None,
+        template: str = "{}.",
     ) -> None:
         super().__init__()
         if not classnames:
@@ -159,7 +163,9 @@ class ClassPrompts(nn.Module):
         )
         if len(prefixes) != self.n_cls:
             raise ValueError(f"{len(prefixes)} prompt prefixes for {self.n_cls} class rows")
-        self.scaffolds = [f"{prefix} {name}." for prefix, name in zip(prefixes, self.classnames)]
+        self.scaffolds = [
+            f"{prefix} {template.format(name)}" for prefix, name in zip(prefixes, self.classnames)
+        ]
 
         # Raises TextTooLongError (an AmmplError naming the text) instead of truncating.
         token_ids = tokenize(self.scaffolds, context_length)

@@ -76,12 +76,14 @@ class TextEncoder(nn.Module):
         self,
         prompts: torch.Tensor,
         eot_indices: torch.Tensor,
-        deep_prompts: Sequence[torch.Tensor] | None = None,
+        deep_prompts: Sequence[torch.Tensor | None] | None = None,
         adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         """Features at the EOT positions; `deep_prompts[i-1]` (n, d_t) replaces positions
-        1..n at the input of block i = 1..J−1 (J = len(deep_prompts) + 1); `adapter` adds a
-        residual branch beside the blocks (`blocks.run_blocks`)."""
+        1..n at the input of block i = 1..J−1 (J = len(deep_prompts) + 1); an entry of shape
+        (..., n, d_t) with the prompts' leading shape gives every sequence its own tokens,
+        None leaves block i alone; `adapter` adds a residual branch beside the blocks
+        (`blocks.run_blocks`)."""
         *leading, length, width = prompts.shape
         if length > self.positional_embedding.shape[0]:
             raise ValueError(
@@ -92,9 +94,31 @@ class TextEncoder(nn.Module):
         flat = prompts.reshape(-1, length, width)
         eot = eot.reshape(-1)
         chunk = self.chunk_size or max(flat.shape[0], 1)
+        per_sequence = [
+            p.reshape(-1, *p.shape[-2:]) if p is not None and p.dim() > 2 else None
+            for p in deep_prompts or ()
+        ]
+        for index, prompt in enumerate(per_sequence, start=1):
+            if prompt is not None and prompt.shape[0] != flat.shape[0]:
+                raise ValueError(
+                    f"per-sequence deep prompt for block {index} has {prompt.shape[0]} sets "
+                    f"for {flat.shape[0]} sequences"
+                )
+
+        def chunk_prompts(start: int) -> list | None:
+            if not deep_prompts:
+                return deep_prompts
+            return [
+                p if flat_p is None else flat_p[start : start + chunk]
+                for p, flat_p in zip(deep_prompts, per_sequence)
+            ]
+
         features = [
             self._encode(
-                flat[start : start + chunk], eot[start : start + chunk], deep_prompts, adapter
+                flat[start : start + chunk],
+                eot[start : start + chunk],
+                chunk_prompts(start),
+                adapter,
             )
             for start in range(0, flat.shape[0], chunk)
         ]
@@ -122,7 +146,7 @@ class TextEncoder(nn.Module):
         self,
         prompts: torch.Tensor,
         eot: torch.Tensor,
-        deep_prompts: Sequence[torch.Tensor] | None,
+        deep_prompts: Sequence[torch.Tensor | None] | None,
         adapter: BlockAdapter | None = None,
     ) -> torch.Tensor:
         dtype = self.dtype

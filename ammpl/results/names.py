@@ -59,8 +59,8 @@ METHOD_ORDER += ("KgCoOp", "PromptSRC")
 ZEROSHOT_METHOD = "ZS-CLIP"
 # Methods of the source documents beyond the AMMPL paper's comparison, after it.
 METHOD_ORDER += ("PLOT", "PLOT++", "PLOT++ (stage 1)")
-# Issue 21's comparison set, as their papers write them (trainer names are the same).
-METHOD_ORDER += ("MMA", "CoPrompt")
+# Issue 21's comparison set, as their papers write them (= the trainer names).
+METHOD_ORDER += ("ProGrad", "TCP", "MMA", "CoPrompt")
 # PLOT's variant folders: N prompt sets (PLOT), stage and M visual prompt sets (PLOT++).
 PLOT_VARIANT = re.compile(r"(?:(vision|joint)_M(\d+)|N(\d+))$")
 

@@ -68,13 +68,20 @@ class CoOpPromptLearner(ClassPrompts):
 
 class CoOpCLIP(nn.Module):
     """Frozen CLIP towers + the CoOp prompt learner (KgCoOp builds on it; `node_name` names
-    the config node in error messages)."""
+    the config node in error messages; ProGrad passes its own `prompt_learner`)."""
 
     def __init__(
-        self, node: CN, classnames: list[str], clip_model: nn.Module, node_name: str = "COOP"
+        self,
+        node: CN,
+        classnames: list[str],
+        clip_model: nn.Module,
+        node_name: str = "COOP",
+        prompt_learner: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.prompt_learner = CoOpPromptLearner(node, classnames, clip_model, node_name)
+        self.prompt_learner = prompt_learner or CoOpPromptLearner(
+            node, classnames, clip_model, node_name
+        )
         self.image_encoder = ImageEncoder(clip_model)
         self.text_encoder = TextEncoder(clip_model)
         self.logit_scale = clip_model.logit_scale

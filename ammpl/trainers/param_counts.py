@@ -120,8 +120,13 @@ PAPER_CONFIGS += (
     PaperConfig("PLOT++ (M 4, joint)", "PLOTPP", "PLOTPP/vit.yaml", "few-shot (two stages)"),
 )
 
-# Issue 21's comparison set (MMA, CoPrompt).
+# Issue 21's comparison set.
 PAPER_CONFIGS += (
+    PaperConfig("ProGrad", "ProGrad", "ProGrad/vit_b16_ep100.yaml", "base-to-new (ours: ViT-B/16)"),
+    PaperConfig("ProGrad (RN50)", "ProGrad", "ProGrad/rn50.yaml", "few-shot (its own, RN50)"),
+    PaperConfig(
+        "TCP", "TCP", "TCP/vit_b16_ep100_ctxv1.yaml", "base-to-new, cross-dataset, few-shot"
+    ),
     PaperConfig("MMA", "MMA", "MMA/vit_b16_ep5.yaml", "base-to-new, cross-dataset, DG"),
     PaperConfig(
         "CoPrompt (N 2, depth 9)",

@@ -173,3 +173,50 @@ def encode_templates(
         ]
     )
     return features.reshape(len(templates), len(names), -1)
+
+
+# ProGrad's zero-shot teacher prompt (and context initialisation): CUSTOM_TEMPLATES with
+# the type phrase moved to the front for five datasets (its `trainers/prograd.py`).
+PROGRAD_TEMPLATE_OVERRIDES: dict[str, str] = {
+    "OxfordPets": "a type of pet, a photo of a {}.",
+    "OxfordFlowers": "a type of flower, a photo of a {}.",
+    "FGVCAircraft": "a type of aircraft, a photo of a {}.",
+    "DescribableTextures": "a texture of {}.",
+    "Food101": "a type of food, a photo of {}.",
+}
+
+
+def prograd_template(dataset_name: str) -> str:
+    """ProGrad's hand-crafted template of a dataset."""
+    return PROGRAD_TEMPLATE_OVERRIDES.get(dataset_name, dataset_template(dataset_name))
+
+
+# TCP's hand-crafted prompt, the source of its class-aware tokens and of its consistency
+# term: KgCoOp's, except for aircraft and food (its `CUSTOM_TEMPLATES_ori`).
+TCP_HAND_TEMPLATE_OVERRIDES: dict[str, str] = {
+    "FGVCAircraft": "a photo of an aircraft {}.",
+    "Food101": "a photo of a {}, a type of food.",
+}
+
+
+def tcp_hand_template(dataset_name: str) -> str:
+    """TCP's hand-crafted template of a dataset."""
+    return TCP_HAND_TEMPLATE_OVERRIDES.get(dataset_name, kgcoop_template(dataset_name))
+
+
+# What follows TCP's learnable context in its prompt of each dataset (its `CUSTOM_TEMPLATES`
+# without the four leading context words; StanfordCars has no final period there).
+TCP_SCAFFOLDS: dict[str, str] = {
+    "OxfordPets": "{}, a type of pet.",
+    "OxfordFlowers": "{}, a type of flower.",
+    "FGVCAircraft": "{}, a type of aircraft.",
+    "DescribableTextures": "{} texture.",
+    "StanfordCars": "{}, a type of car",
+    "Food101": "{}, a type of food.",
+    "UCF101": "person doing {}.",
+}
+
+
+def tcp_scaffold(dataset_name: str) -> str:
+    """The text after TCP's context slots, "{}" for the class name ("{}." if not listed)."""
+    return TCP_SCAFFOLDS.get(dataset_name, "{}.")
