@@ -3,12 +3,17 @@ fake CUDA device in every PREC (ammpl.trainers.fake_device): the training forwar
 evaluation forward must meet no CPU tensor and no dtype an operator refuses. Fake tensors
 compute nothing, so this runs on a machine without a GPU.
 
+The towers keep their full width, resolution and token counts but only their first
+BLOCKS blocks (every block runs the same code; a placement or dtype problem shows in the
+first ones): `AMMPL_FAKE_CUDA_FULL_DEPTH=1 pytest tests/test_fake_cuda.py` runs all of them.
 Cases are found, not listed: every configs/trainers/<Trainer>/*.yaml and every registered
 trainer (new trainers are covered when they land). Configs that build the same model
 (they differ only in schedule, data or loader settings) are checked once.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -36,6 +41,7 @@ def _unique_cases() -> list[TrainerCase]:
 
 
 CASES = _unique_cases()
+BLOCKS = None if os.environ.get("AMMPL_FAKE_CUDA_FULL_DEPTH") else 3
 PLANT_CASE = TrainerCase("CoOp", "CoOp/vit_b16.yaml")
 
 
@@ -49,7 +55,7 @@ def _assert_passes(results) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.config)
 def test_trainer_runs_on_fake_cuda_in_every_precision(case):
-    results = check_trainer(case, PRECISIONS)
+    results = check_trainer(case, PRECISIONS, blocks=BLOCKS)
     assert [r.prec for r in results] == list(PRECISIONS)
     _assert_passes(results)
 
@@ -75,7 +81,7 @@ def test_a_cpu_tensor_planted_in_a_forward_is_caught(monkeypatch):
         return logits + torch.zeros(logits.shape[-1])  # created on the CPU: a GPU bug
 
     monkeypatch.setattr(CoOpCLIP, "forward", planted)
-    (result,) = check_trainer(PLANT_CASE, ("fp32",))
+    (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
     assert result.problem is not None and not result.unsupported
     assert "cuda" in result.problem and "cpu" in result.problem
     assert "tests/test_fake_cuda.py" in result.problem and "torch.zeros" in result.problem
@@ -93,11 +99,11 @@ def test_a_dtype_mismatch_is_caught(monkeypatch):
         return logits @ mixing  # float32 @ float64 (no autocast): refused by matmul
 
     monkeypatch.setattr(CoOpCLIP, "forward", planted)
-    (result,) = check_trainer(PLANT_CASE, ("fp32",))
+    (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
     assert result.problem is not None and "dtype" in result.problem.lower()
     assert "tests/test_fake_cuda.py" in result.problem
 
 
 def test_the_same_forward_unplanted_passes():
-    (result,) = check_trainer(PLANT_CASE, ("fp32",))
+    (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
     assert result.problem is None, result.describe()

@@ -276,7 +276,7 @@ def trainer_cfg_node(trainer: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _meta_backbone(name: str) -> nn.Module:
+def _meta_backbone(name: str, blocks: int | None) -> nn.Module:
     """The architecture on the meta device (shapes only, built once per name)."""
     from ammpl.clip.backbones import build_architecture, check_activation, get_backbone_spec
 
@@ -284,13 +284,26 @@ def _meta_backbone(name: str) -> nn.Module:
     with _disable_current_modes(), torch.device("meta"):
         model = build_architecture(spec)
     check_activation(model, spec)
+    if blocks is not None:
+        for tower in (getattr(model.visual, "transformer", None), model.transformer):
+            if tower is not None and len(tower.resblocks) > blocks:
+                tower.resblocks = tower.resblocks[:blocks]
+                tower.layers = blocks
     return model
 
 
-def random_backbone(name: str, mode: FakeTensorMode, device: torch.device | None = None):
+def random_backbone(
+    name: str,
+    mode: FakeTensorMode,
+    device: torch.device | None = None,
+    blocks: int | None = None,
+) -> nn.Module:
     """The backbone's architecture at full size as fake tensors on `device` (default the
-    CPU, where `load_backbone` leaves it): fp32, frozen, eval mode, nothing downloaded."""
-    meta = _meta_backbone(name)
+    CPU, where `load_backbone` leaves it): fp32, frozen, eval mode, nothing downloaded.
+    `blocks` keeps only the first blocks of each transformer tower (widths, resolution and
+    token counts unchanged): every block runs the same code, so a placement or dtype
+    problem shows in the first few as in all twelve, at a fraction of the time."""
+    meta = _meta_backbone(name, blocks)
     device = torch.device("cpu") if device is None else device
     memo: dict[int, torch.Tensor] = {}
     for tensor in [*meta.parameters(), *meta.buffers()]:
@@ -302,21 +315,23 @@ def random_backbone(name: str, mode: FakeTensorMode, device: torch.device | None
     model.ammpl_backbone_name = name
     model.ammpl_source = f"random:{name} (fake tensors)"
     model.ammpl_weights_hash = "fake"
-    return model.float().requires_grad_(False).eval()
+    return model.eval()
 
 
 def build_trainer(
     case: TrainerCase,
     prec: str,
     device: torch.device,
-    mode: FakeTensorMode,
+    mode: FakeTensorMode | None = None,
+    backbone: nn.Module | None = None,
     n_classes: int = 3,
     opts: tuple[str, ...] = (),
+    blocks: int | None = None,
 ):
     """The case's trainer with its model built by its own `build_model` on `device`, as
     training builds it (optimisers, schedulers, precision), without data: the backbone is
     the random full-size architecture and the class names are placeholders. Run it under
-    `fake_mode()`."""
+    `fake_mode()` (`mode`; the backbone is then fake too), or pass a real `backbone`."""
     from ammpl.engine import TRAINER_REGISTRY
     from ammpl.engine.trainer import TrainerBase
 
@@ -337,7 +352,8 @@ def build_trainer(
     classnames = [f"class {i}" for i in range(n_classes)]
     trainer.dm = SimpleNamespace(dataset=SimpleNamespace(classnames=classnames))
     trainer.lab2cname = dict(enumerate(classnames))
-    backbone = random_backbone(cfg.MODEL.BACKBONE.NAME, mode)
+    if backbone is None:
+        backbone = random_backbone(cfg.MODEL.BACKBONE.NAME, mode, blocks=blocks)
     with (
         mock.patch("ammpl.trainers.base.load_clip_for", lambda cfg, device: backbone),
         contextlib.redirect_stdout(open(os.devnull, "w")),  # noqa: SIM115  (build chatter)
@@ -457,18 +473,22 @@ def _run_forwards(trainer, images, labels, device: torch.device) -> None:
 
 
 def check_trainer(
-    case: TrainerCase, precs: tuple[str, ...] = PRECISIONS, batch_size: int = 2
+    case: TrainerCase,
+    precs: tuple[str, ...] = PRECISIONS,
+    batch_size: int = 2,
+    blocks: int | None = None,
 ) -> list[CheckResult]:
     """For each PREC: build the case's model on the fake CUDA device, run its training
     forward (the loss `forward_backward` differentiates) and its evaluation forward
     (`model_inference`) on fake CUDA inputs. Any device or dtype mismatch is the result's
-    problem, with the line that raised it. One build serves every mode of a weight form."""
+    problem, with the line that raised it. One build serves every mode of a weight form;
+    `blocks` cuts the towers (see `random_backbone`)."""
     results = {prec: CheckResult(case, prec) for prec in precs}
     device = FAKE_CUDA
     for group in weight_forms(case, precs).values():
         with fake_mode() as mode:
             try:
-                trainer = build_trainer(case, group[0], device, mode)
+                trainer = build_trainer(case, group[0], device, mode, blocks=blocks)
                 images, labels = fake_batch(trainer, batch_size, device, mode.known_values)
             except Exception as error:  # noqa: BLE001  (reported with its line)
                 for prec in group:
