@@ -229,7 +229,20 @@ def compare(folder: str, results: list[dict], tflops: float, utilisation: float)
                 f"{peak / 2**20:.0f}" + ("" if model["prec"] == prec else f" ({model['prec']})"),
                 f"{row['peak_mib']:.0f}" if row.get("peak_mib") is not None else "-",
             ])  # fmt: skip
-    headers = ["method", "PREC", "step ms predicted", "step ms measured",
+    rate = tflops * utilisation
+    for path in sorted(Path(folder).glob("clip_encoders*.json")):
+        record = json.loads(path.read_text())
+        for row in record["rows"]:
+            if row.get("gflop") is None or not row.get("items_per_s"):
+                continue
+            batch = record["settings"]["batch"]
+            measured_ms = 1000 * batch / row["items_per_s"]
+            predicted_ms = 1000 * row["gflop"] * 1e9 * batch / (rate * 1e12)
+            peak = row.get("peak_mib")
+            rows.append([f"image forward, {row['variant']} (batch {batch})", row["precision"],
+                         f"{predicted_ms:.1f}", f"{measured_ms:.1f}", f"{rate:.0f}",
+                         f"{row['tflops']:.1f}", "-", f"{peak:.0f}" if peak else "-"])  # fmt: skip
+    headers = ["case", "PREC", "ms predicted", "ms measured",
                "TFLOP/s predicted", "TFLOP/s measured", "peak MiB predicted",
                "peak MiB measured"]  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt="github")

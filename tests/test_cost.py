@@ -143,3 +143,27 @@ def test_cost_model_file_is_valid_json():
 
     record = json.loads(MODEL_FILE.read_text())
     assert record["methods"]
+
+
+def test_compare_puts_predictions_next_to_gpu_check_records(tmp_path):
+    from bench.cost import compare
+    from bench.records import write_records
+
+    cpu = torch.device("cpu")
+    step = {"method": "X", "trainable": 1, "train_batch": 4, "step_ms": 2.0,
+            "train_images_per_s": 2000.0, "eval_batch": 100, "eval_images_per_s": 1.0,
+            "peak_mib": 300.0}  # fmt: skip
+    write_records(str(tmp_path / "methods_step_fp16.json"), "methods_step", cpu,
+                  {"precision": "fp16", "classes": 10}, [step])  # fmt: skip
+    image = {"tower": "image", "precision": "fp32", "variant": "fused=on", "items_per_s": 1000.0,
+             "peak_mib": 50.0, "gflop": 35.0, "tflops": 35.0}  # fmt: skip
+    write_records(str(tmp_path / "clip_encoders.json"), "clip_encoders", cpu,
+                  {"backbone": "vit_b16", "batch": 10, "iters": 1}, [image])  # fmt: skip
+    model = [dict(ENTRY, method="X", prec="fp16")]
+    lines = compare(str(tmp_path), model, tflops=100.0, utilisation=0.5).splitlines()
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]
+    # train FLOPs 10·4 + 10 = 50 at 50 TFLOP/s → 1e-9 ms; measured 2 ms → 2.5e-11 TFLOP/s
+    assert cells[0][:4] == ["X", "fp16", "0.0", "2.0"] and cells[0][7] == "300"
+    assert cells[0][4] == "50"
+    # image: 35 GFLOP × 10 at 50 TFLOP/s = 7 ms predicted, 10 ms measured
+    assert cells[1][:4] == ["image forward, fused=on (batch 10)", "fp32", "7.0", "10.0"]

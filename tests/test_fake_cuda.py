@@ -41,7 +41,7 @@ def _unique_cases() -> list[TrainerCase]:
 
 
 CASES = _unique_cases()
-BLOCKS = None if os.environ.get("AMMPL_FAKE_CUDA_FULL_DEPTH") else 3
+BLOCKS = None if os.environ.get("AMMPL_FAKE_CUDA_FULL_DEPTH") else 2
 PLANT_CASE = TrainerCase("CoOp", "CoOp/vit_b16.yaml")
 
 

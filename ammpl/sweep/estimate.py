@@ -171,3 +171,50 @@ def estimate_main(args: argparse.Namespace, spec_from_args) -> int:
     for line in format_estimate(estimates, args):
         print(line, file=sys.stdout if not line.startswith("warning") else sys.stderr)
     return 0
+
+
+# The paper's tables and figures: (name, protocol, methods), as docs/REPRODUCING.md runs them.
+PAPER_PARTS = (
+    ("Table 1 (base-to-novel)", "base2new", ("cocoop", "maple", "ammpl")),
+    ("Table 2 (cross-dataset)", "xd", ("cocoop", "maple", "ammpl")),
+    ("Table 3 (ablation, 1 shot)", "ablation", ("ammpl",)),
+    ("Figure 2 (few-shot)", "fewshot",
+     ("ammpl", "dlp", "vpt", "vp", "ivlp", "cocoop", "dpt", "maple")),
+    ("Figure 2 (zero-shot CLIP)", "zeroshot", ("zsclip",)),
+)  # fmt: skip
+
+
+def paper_costs(argv: list[str] | None = None) -> int:
+    """`python -m ammpl.sweep.estimate [--device-tflops T] [--utilisation U]`: the GPU-hours
+    of every table and figure of the paper, per method (docs/REPRODUCING.md)."""
+    from tabulate import tabulate
+
+    from ammpl.sweep.cli import build_parser, spec_from_args
+    from ammpl.sweep.plan import expand
+
+    options = argparse.ArgumentParser(description=paper_costs.__doc__)
+    add_estimate_arguments(options)
+    settings = options.parse_args(argv)
+    model = load_cost_model()
+    cwd = os.getcwd()
+    rows = []
+    for part, protocol, methods in PAPER_PARTS:
+        for method in methods:
+            args = build_parser().parse_args([protocol, "--methods", method, "--data", cwd])
+            estimates = [estimate_run(run, model, cwd) for run in expand(spec_from_args(args))]
+            flops = sum(e.cost.flops for e in estimates)
+            hours = sum(e.cost.gpu_hours(settings.device_tflops, settings.utilisation)
+                        for e in estimates)  # fmt: skip
+            peak = max(e.cost.peak_bytes for e in estimates)
+            rows.append([part, method, len(estimates), f"{flops / 1e15:,.1f}", f"{hours:,.1f}",
+                         f"{peak / 1e9:.1f}"])  # fmt: skip
+    total = sum(float(row[4].replace(",", "")) for row in rows)
+    rows.append(["all of the above", "", sum(row[2] for row in rows), "", f"{total:,.1f}", ""])
+    headers = ["paper part", "method", "runs", "PFLOP", "GPU-hours", "peak GB (largest run)"]
+    print(f"{settings.device_tflops:g} TFLOP/s × {settings.utilisation:g} utilisation")
+    print(tabulate(rows, headers=headers, tablefmt="github"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(paper_costs())

@@ -13,6 +13,7 @@ where a real GPU would. Three things torch lacks are added here, for the duratio
   so a loop with a tolerance runs to its iteration bound;
 - `Module.to` / `.half()` / `.cuda()` on fake parameters (torch swaps tensors there,
   which fake tensors refuse): done with `param.data = …`, as torch does for plain tensors;
+  `copy.deepcopy` of fake tensors (MaPLe copies its prompt projections) by cloning;
 - the dtype checks of matmuls and convolutions (fake kernels skip them);
 - autocast on the fake `cuda` device (torch switches CUDA autocast off without a GPU),
   and `torch.cuda.mem_get_info` answering an empty 80 GB device (AMMPL's automatic
@@ -89,13 +90,14 @@ class KnownValues(TorchDispatchMode):
     (constructors, real tensors, other known tensors: token ids, EOT positions, labels,
     attention masks), and answers `.item()`, `.tolist()` and `torch.equal` with it. Runs
     inside a FakeTensorMode; the values are computed on the CPU. Unknown values: a float
-    read answers FLOAT_READ_VALUE, a boolean True, `torch.equal` True. It also raises on the
+    read answers FLOAT_READ_VALUE, a boolean `unknown_bool` (True), `torch.equal` True. It also raises on the
     dtype mixes of SAME_DTYPE_OPS, which fake kernels let through."""
 
     def __init__(self, max_numel: int = KNOWN_MAX_NUMEL) -> None:
         super().__init__()
         self.max_numel = max_numel
         self.values: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self.unknown_bool = True  # what a boolean read of an unknown value answers
 
     def remember(self, fake: torch.Tensor, real: torch.Tensor) -> None:
         with _disable_current_modes():
@@ -123,7 +125,7 @@ class KnownValues(TorchDispatchMode):
             if args[0].dtype.is_floating_point or args[0].dtype.is_complex:
                 return FLOAT_READ_VALUE
             if args[0].dtype == torch.bool:
-                return True
+                return self.unknown_bool
         if func is torch.ops.aten.equal.default:
             known = [self.values.get(a) for a in args[:2]]
             if any(value is None for value in known):
@@ -164,6 +166,21 @@ def _swap_tensors(original):
     return swap
 
 
+def _deepcopy_fake(self: FakeTensor, memo: dict) -> torch.Tensor:
+    """copy.deepcopy of a fake tensor (torch's copies the storage, which fake tensors
+    refuse): a clone with the same requires_grad, a Parameter stays one."""
+    if id(self) in memo:
+        return memo[id(self)]
+    with torch.no_grad():
+        copied = self.clone()
+    if getattr(self, "_is_param", False):
+        copied = nn.Parameter(copied, requires_grad=self.requires_grad)
+    elif self.requires_grad:
+        copied.requires_grad_(True)
+    memo[id(self)] = copied
+    return copied
+
+
 @contextlib.contextmanager
 def fake_mode() -> Iterator[FakeTensorMode]:
     """Fake tensors with known integer values and movable modules (see the module doc)."""
@@ -172,6 +189,9 @@ def fake_mode() -> Iterator[FakeTensorMode]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(
             mock.patch.object(torch.utils, "swap_tensors", _swap_tensors(torch.utils.swap_tensors))
+        )
+        stack.enter_context(
+            mock.patch.object(FakeTensor, "__deepcopy__", _deepcopy_fake, create=True)
         )
         free = (FAKE_CUDA_MEMORY, FAKE_CUDA_MEMORY)
         stack.enter_context(mock.patch.object(torch.cuda, "mem_get_info", lambda device=None: free))

@@ -8,7 +8,10 @@ real CUDA context; counts do not depend on the device). FLOPs are those FlopCoun
 counts: matmuls, convolutions and attention, a multiply-add as 2; element-wise work (the
 optimiser update, norms, activations) counts 0. Memory is the largest sum of live tensor
 storages: weights, gradients, optimiser state, activations kept for backward, workspaces of
-composite operators; a CUDA run adds its context (~0.5 GB) and allocator slack.
+composite operators; a CUDA run adds its context (~0.5 GB) and allocator slack. A boolean
+read of an unknown value in evaluation answers False: AMMPL's test-mask shortcut ("the
+mask hides nothing") is not taken, so its evaluation costs B·k image passes, as once
+its masks hide patches.
 
 Costs are bilinear in batch size B and class count k for every method here (CoOp-style text
 work ∝ k, image work ∝ B, CoCoOp's and AMMPL's per-(image, class) work ∝ B·k), so
@@ -139,8 +142,12 @@ def _eval_point(trainer, batch: int, cpu: torch.device, known) -> tuple[int, int
     tracker = MemoryTracker()
     for tensor in [*_tensors(trainer), images]:
         tracker.track(tensor)
-    with tracker:
-        flops = count_flops(lambda: trainer.model_inference(images))
+    known.unknown_bool = False  # AMMPL: a test mask that hides patches (no shortcut)
+    try:
+        with tracker:
+            flops = count_flops(lambda: trainer.model_inference(images))
+    finally:
+        known.unknown_bool = True
     return flops, tracker.peak
 
 
