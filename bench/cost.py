@@ -110,17 +110,30 @@ def table(results: list[dict]) -> str:
     for r in results:
         fits, b, k = r["fits"], r["train_batch"], 100
         train = fits.get("train_flops")
-        rows.append([
-            r["method"], r["backbone"], r["prec"], b,
-            f"{bilinear(train, b, k) / 1e12:.2f}" if train else "-",
-            f"{bilinear(fits['train_peak'], b, k) / 2**30:.2f}" if train else "-",
-            f"{bilinear(fits['eval_flops'], 1, k) / 1e9:.1f}",
-            f"{bilinear(fits['eval_peak'], r['eval_batch'], k) / 2**30:.2f}",
-            " ".join(f"{c / 1e9:.3g}" for c in train) if train else "-",
-        ])  # fmt: skip
-    headers = ["method", "backbone", "PREC", "B", "train step TFLOP (k=100)",
-               "train peak GiB", "eval GFLOP/image", "eval peak GiB (config batch)",
-               "train GFLOP = c0 + c1·B + c2·k + c3·B·k"]  # fmt: skip
+        rows.append(
+            [
+                r["method"],
+                r["backbone"],
+                r["prec"],
+                b,
+                f"{bilinear(train, b, k) / 1e12:.2f}" if train else "-",
+                f"{bilinear(fits['train_peak'], b, k) / 2**30:.2f}" if train else "-",
+                f"{bilinear(fits['eval_flops'], 1, k) / 1e9:.1f}",
+                f"{bilinear(fits['eval_peak'], r['eval_batch'], k) / 2**30:.2f}",
+                " ".join(f"{c / 1e9:.3g}" for c in train) if train else "-",
+            ]
+        )
+    headers = [
+        "method",
+        "backbone",
+        "PREC",
+        "B",
+        "train step TFLOP (k=100)",
+        "train peak GiB",
+        "eval GFLOP/image",
+        "eval peak GiB (config batch)",
+        "train GFLOP = c0 + c1·B + c2·k + c3·B·k",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
@@ -143,7 +156,6 @@ def check_encoder_flops() -> list[list]:
         prompts = real.token_embedding(tokens)
         image_real = count_flops(lambda: ImageEncoder(real)(images))
         text_real = count_flops(lambda: TextEncoder(real)(prompts, eot))
-    del real
     with fake_mode() as mode, torch.no_grad():
         fake = random_backbone("ViT-B/16", mode)
         images = torch.randn(2, 3, 224, 224)
@@ -188,8 +200,9 @@ def check_tiny_memory(batch: int = 4, classes: int = 10) -> list:
     with open(os.devnull, "w") as sink:
         stdout, sys.stdout = sys.stdout, sink
         try:
-            trainer = build_trainer(case, "fp32", cpu, backbone=load_backbone("tiny"),
-                                    n_classes=classes)  # fmt: skip
+            trainer = build_trainer(
+                case, "fp32", cpu, backbone=load_backbone("tiny"), n_classes=classes
+            )
         finally:
             sys.stdout = stdout
     from ammpl.trainers.fake_device import KnownValues
@@ -220,15 +233,24 @@ def compare(folder: str, results: list[dict], tflops: float, utilisation: float)
             fits, batch = model["fits"], row["train_batch"]
             flops = bilinear(fits["train_flops"], batch, classes)
             predicted_ms = 1000 * flops / (tflops * 1e12 * utilisation)
-            peak = max(bilinear(fits["train_peak"], batch, classes),
-                       bilinear(fits["eval_peak"], row["eval_batch"], classes))  # fmt: skip
+            peak = max(
+                bilinear(fits["train_peak"], batch, classes),
+                bilinear(fits["eval_peak"], row["eval_batch"], classes),
+            )
             measured_tflops = flops / (row["step_ms"] / 1000) / 1e12
-            rows.append([
-                row["method"], prec, f"{predicted_ms:.1f}", f"{row['step_ms']:.1f}",
-                f"{tflops * utilisation:.0f}", f"{measured_tflops:.1f}",
-                f"{peak / 2**20:.0f}" + ("" if model["prec"] == prec else f" ({model['prec']})"),
-                f"{row['peak_mib']:.0f}" if row.get("peak_mib") is not None else "-",
-            ])  # fmt: skip
+            rows.append(
+                [
+                    row["method"],
+                    prec,
+                    f"{predicted_ms:.1f}",
+                    f"{row['step_ms']:.1f}",
+                    f"{tflops * utilisation:.0f}",
+                    f"{measured_tflops:.1f}",
+                    f"{peak / 2**20:.0f}"
+                    + ("" if model["prec"] == prec else f" ({model['prec']})"),
+                    f"{row['peak_mib']:.0f}" if row.get("peak_mib") is not None else "-",
+                ]
+            )
     rate = tflops * utilisation
     for path in sorted(Path(folder).glob("clip_encoders*.json")):
         record = json.loads(path.read_text())
@@ -239,12 +261,28 @@ def compare(folder: str, results: list[dict], tflops: float, utilisation: float)
             measured_ms = 1000 * batch / row["items_per_s"]
             predicted_ms = 1000 * row["gflop"] * 1e9 * batch / (rate * 1e12)
             peak = row.get("peak_mib")
-            rows.append([f"image forward, {row['variant']} (batch {batch})", row["precision"],
-                         f"{predicted_ms:.1f}", f"{measured_ms:.1f}", f"{rate:.0f}",
-                         f"{row['tflops']:.1f}", "-", f"{peak:.0f}" if peak else "-"])  # fmt: skip
-    headers = ["case", "PREC", "ms predicted", "ms measured",
-               "TFLOP/s predicted", "TFLOP/s measured", "peak MiB predicted",
-               "peak MiB measured"]  # fmt: skip
+            rows.append(
+                [
+                    f"image forward, {row['variant']} (batch {batch})",
+                    row["precision"],
+                    f"{predicted_ms:.1f}",
+                    f"{measured_ms:.1f}",
+                    f"{rate:.0f}",
+                    f"{row['tflops']:.1f}",
+                    "-",
+                    f"{peak:.0f}" if peak else "-",
+                ]
+            )
+    headers = [
+        "case",
+        "PREC",
+        "ms predicted",
+        "ms measured",
+        "TFLOP/s predicted",
+        "TFLOP/s measured",
+        "peak MiB predicted",
+        "peak MiB measured",
+    ]
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
@@ -266,11 +304,18 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check:
         rows = check_encoder_flops()
-        print(tabulate(rows, headers=["encoder", "GFLOP (real, clip_encoders.py)",
-                                       "GFLOP (fake, cost.py)"], floatfmt=".4f"))  # fmt: skip
+        print(
+            tabulate(
+                rows,
+                headers=["encoder", "GFLOP (real, clip_encoders.py)", "GFLOP (fake, cost.py)"],
+                floatfmt=".4f",
+            )
+        )
         label, estimated, measured = check_tiny_memory()
-        print(f"{label}: estimated {estimated / 2**20:.1f} MiB, measured {measured / 2**20:.1f}"
-              f" MiB (ratio {estimated / measured:.2f})")  # fmt: skip
+        print(
+            f"{label}: estimated {estimated / 2**20:.1f} MiB, measured {measured / 2**20:.1f}"
+            f" MiB (ratio {estimated / measured:.2f})"
+        )
         return 0
     if args.compare:
         results = json.loads(MODEL_FILE.read_text())["methods"]
@@ -291,10 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     ammpl = next((r for r in results if r["config"] == AMMPL_CONFIG), None)
     if ammpl is not None:
         pairs, classes = largest_pairs(ammpl)
-        print(f"AMMPL ({ammpl['prec']}, ViT-B/16, B = {ammpl['train_batch']}): the largest "
-              f"training batch in 80 GB is {pairs:,} (image, class) pairs (k = {classes:,})")  # fmt: skip
-    record = {"torch": torch.__version__, "grid": {"batches": GRID_BATCHES,
-              "classes": GRID_CLASSES}, "methods": results}  # fmt: skip
+        print(
+            f"AMMPL ({ammpl['prec']}, ViT-B/16, B = {ammpl['train_batch']}): the largest "
+            f"training batch in 80 GB is {pairs:,} (image, class) pairs (k = {classes:,})"
+        )
+    record = {
+        "torch": torch.__version__,
+        "grid": {"batches": GRID_BATCHES, "classes": GRID_CLASSES},
+        "methods": results,
+    }
     if args.json:
         write_json(record, args.json, indent=1)
     if args.write_model:

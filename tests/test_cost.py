@@ -85,8 +85,16 @@ ENTRY = {
 
 
 def test_run_cost_counts_steps_epochs_and_evaluation_batches():
-    cost = run_cost(ENTRY, train_images=10, train_batch=4, train_classes=5, epochs=3,
-                    eval_images=7, eval_batch=3, eval_classes=5)  # fmt: skip
+    cost = run_cost(
+        ENTRY,
+        train_images=10,
+        train_batch=4,
+        train_classes=5,
+        epochs=3,
+        eval_images=7,
+        eval_batch=3,
+        eval_classes=5,
+    )
     assert cost.train_images == 2 * 4 * 3  # the last incomplete batch is dropped
     # 6 steps of (10·4 + 5) FLOPs; eval batches 3, 3, 1: (1 + 6) · 2 + (1 + 2)
     assert cost.flops == 6 * 45 + 2 * 7 + 3
@@ -104,9 +112,20 @@ def test_the_shipped_cost_model_covers_every_sweep_method():
         assert set(entry["fits"]) >= {"eval_flops", "eval_peak"}
         assert entry["fits"]["eval_flops"][1] > 0
     scripts = {m for m in trainable_methods()}
-    known = {"ammpl": "AMMPL", "maple": "MaPLe", "cocoop": "CoCoOp", "ivlp": "IVLP",
-             "vpt": "VPT", "promptsrc": "PromptSRC", "kgcoop": "KgCoOp", "vp": "VP",
-             "dpt": "DPT", "plot": "PLOT", "plotpp": "PLOTPP", "dlp": "IVLP"}  # fmt: skip
+    known = {
+        "ammpl": "AMMPL",
+        "maple": "MaPLe",
+        "cocoop": "CoCoOp",
+        "ivlp": "IVLP",
+        "vpt": "VPT",
+        "promptsrc": "PromptSRC",
+        "kgcoop": "KgCoOp",
+        "vp": "VP",
+        "dpt": "DPT",
+        "plot": "PLOT",
+        "plotpp": "PLOTPP",
+        "dlp": "IVLP",
+    }
     for method in scripts & set(known):
         assert known[method] in trainers, method
         assert known[method] in TRAINER_REGISTRY.registered_names()
@@ -116,8 +135,21 @@ def test_sweep_estimate_prints_per_run_and_total_gpu_hours(tmp_path, capsys, mon
     from ammpl.sweep.cli import main
 
     monkeypatch.chdir(tmp_path)
-    code = main(["base2new", "--methods", "ammpl", "maple", "--datasets", "caltech101",
-                 "--seeds", "1", "--estimate", "--device-memory", "0.001"])  # fmt: skip
+    code = main(
+        [
+            "base2new",
+            "--methods",
+            "ammpl",
+            "maple",
+            "--datasets",
+            "caltech101",
+            "--seeds",
+            "1",
+            "--estimate",
+            "--device-memory",
+            "0.001",
+        ]
+    )
     assert code == 0
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -150,15 +182,39 @@ def test_compare_puts_predictions_next_to_gpu_check_records(tmp_path):
     from bench.records import write_records
 
     cpu = torch.device("cpu")
-    step = {"method": "X", "trainable": 1, "train_batch": 4, "step_ms": 2.0,
-            "train_images_per_s": 2000.0, "eval_batch": 100, "eval_images_per_s": 1.0,
-            "peak_mib": 300.0}  # fmt: skip
-    write_records(str(tmp_path / "methods_step_fp16.json"), "methods_step", cpu,
-                  {"precision": "fp16", "classes": 10}, [step])  # fmt: skip
-    image = {"tower": "image", "precision": "fp32", "variant": "fused=on", "items_per_s": 1000.0,
-             "peak_mib": 50.0, "gflop": 35.0, "tflops": 35.0}  # fmt: skip
-    write_records(str(tmp_path / "clip_encoders.json"), "clip_encoders", cpu,
-                  {"backbone": "vit_b16", "batch": 10, "iters": 1}, [image])  # fmt: skip
+    step = {
+        "method": "X",
+        "trainable": 1,
+        "train_batch": 4,
+        "step_ms": 2.0,
+        "train_images_per_s": 2000.0,
+        "eval_batch": 100,
+        "eval_images_per_s": 1.0,
+        "peak_mib": 300.0,
+    }
+    write_records(
+        str(tmp_path / "methods_step_fp16.json"),
+        "methods_step",
+        cpu,
+        {"precision": "fp16", "classes": 10},
+        [step],
+    )
+    image = {
+        "tower": "image",
+        "precision": "fp32",
+        "variant": "fused=on",
+        "items_per_s": 1000.0,
+        "peak_mib": 50.0,
+        "gflop": 35.0,
+        "tflops": 35.0,
+    }
+    write_records(
+        str(tmp_path / "clip_encoders.json"),
+        "clip_encoders",
+        cpu,
+        {"backbone": "vit_b16", "batch": 10, "iters": 1},
+        [image],
+    )
     model = [dict(ENTRY, method="X", prec="fp16")]
     lines = compare(str(tmp_path), model, tflops=100.0, utilisation=0.5).splitlines()
     cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:]]

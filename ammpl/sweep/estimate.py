@@ -98,7 +98,9 @@ def estimate_run(run, model: list[dict], cwd: str) -> RunEstimate:
         )
     published = PUBLISHED.get(cfg.DATASET.NAME)
     if published is None:
-        raise ConfigError(f"no published size for dataset {cfg.DATASET.NAME} (ammpl.data.published)")
+        raise ConfigError(
+            f"no published size for dataset {cfg.DATASET.NAME} (ammpl.data.published)"
+        )
     classes = base_new_classes(published.classes, cfg.DATASET.SUBSAMPLE_CLASSES)
     share = classes / published.classes
     train_images = 0
@@ -130,16 +132,40 @@ def format_estimate(estimates: list[RunEstimate], args: argparse.Namespace) -> l
 
     hours = [e.cost.gpu_hours(args.device_tflops, args.utilisation) for e in estimates]
     rows = [
-        [e.folder, e.method, e.cost.train_images, e.cost.eval_images,
-         f"{e.cost.flops / 1e15:.3f}", f"{h:.3g}", f"{e.cost.peak_bytes / 1e9:.1f}", e.note]
+        [
+            e.folder,
+            e.method,
+            e.cost.train_images,
+            e.cost.eval_images,
+            f"{e.cost.flops / 1e15:.3f}",
+            f"{h:.3g}",
+            f"{e.cost.peak_bytes / 1e9:.1f}",
+            e.note,
+        ]
         for e, h in zip(estimates, hours)
-    ]  # fmt: skip
-    rows.append(["total", "", sum(e.cost.train_images for e in estimates),
-                 sum(e.cost.eval_images for e in estimates),
-                 f"{sum(e.cost.flops for e in estimates) / 1e15:.3f}", f"{sum(hours):.3g}",
-                 f"{max((e.cost.peak_bytes for e in estimates), default=0) / 1e9:.1f}", ""])  # fmt: skip
-    headers = ["run", "trainer", "train images", "eval images", "PFLOP", "GPU-hours",
-               "peak GB", "note"]  # fmt: skip
+    ]
+    rows.append(
+        [
+            "total",
+            "",
+            sum(e.cost.train_images for e in estimates),
+            sum(e.cost.eval_images for e in estimates),
+            f"{sum(e.cost.flops for e in estimates) / 1e15:.3f}",
+            f"{sum(hours):.3g}",
+            f"{max((e.cost.peak_bytes for e in estimates), default=0) / 1e9:.1f}",
+            "",
+        ]
+    )
+    headers = [
+        "run",
+        "trainer",
+        "train images",
+        "eval images",
+        "PFLOP",
+        "GPU-hours",
+        "peak GB",
+        "note",
+    ]
     lines = [
         f"Estimate: {len(estimates)} run(s) at {args.device_tflops:g} TFLOP/s × "
         f"{args.utilisation:g} utilisation (cost model: bench/cost.py; nothing was run)",
@@ -178,10 +204,13 @@ PAPER_PARTS = (
     ("Table 1 (base-to-novel)", "base2new", ("cocoop", "maple", "ammpl")),
     ("Table 2 (cross-dataset)", "xd", ("cocoop", "maple", "ammpl")),
     ("Table 3 (ablation, 1 shot)", "ablation", ("ammpl",)),
-    ("Figure 2 (few-shot)", "fewshot",
-     ("ammpl", "dlp", "vpt", "vp", "ivlp", "cocoop", "dpt", "maple")),
+    (
+        "Figure 2 (few-shot)",
+        "fewshot",
+        ("ammpl", "dlp", "vpt", "vp", "ivlp", "cocoop", "dpt", "maple"),
+    ),
     ("Figure 2 (zero-shot CLIP)", "zeroshot", ("zsclip",)),
-)  # fmt: skip
+)
 
 
 def paper_costs(argv: list[str] | None = None) -> int:
@@ -203,11 +232,20 @@ def paper_costs(argv: list[str] | None = None) -> int:
             args = build_parser().parse_args([protocol, "--methods", method, "--data", cwd])
             estimates = [estimate_run(run, model, cwd) for run in expand(spec_from_args(args))]
             flops = sum(e.cost.flops for e in estimates)
-            hours = sum(e.cost.gpu_hours(settings.device_tflops, settings.utilisation)
-                        for e in estimates)  # fmt: skip
+            hours = sum(
+                e.cost.gpu_hours(settings.device_tflops, settings.utilisation) for e in estimates
+            )
             peak = max(e.cost.peak_bytes for e in estimates)
-            rows.append([part, method, len(estimates), f"{flops / 1e15:,.1f}", f"{hours:,.1f}",
-                         f"{peak / 1e9:.1f}"])  # fmt: skip
+            rows.append(
+                [
+                    part,
+                    method,
+                    len(estimates),
+                    f"{flops / 1e15:,.1f}",
+                    f"{hours:,.1f}",
+                    f"{peak / 1e9:.1f}",
+                ]
+            )
     total = sum(float(row[4].replace(",", "")) for row in rows)
     rows.append(["all of the above", "", sum(row[2] for row in rows), "", f"{total:,.1f}", ""])
     headers = ["paper part", "method", "runs", "PFLOP", "GPU-hours", "peak GB (largest run)"]

@@ -34,6 +34,7 @@ import copy
 import functools
 import os
 import traceback
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -41,8 +42,6 @@ from unittest import mock
 
 import torch
 from torch import nn
-
-from ammpl.engine.precision import PRECISIONS
 from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
     DynamicOutputShapeException,
@@ -55,6 +54,8 @@ from torch.utils._python_dispatch import TorchDispatchMode, _disable_current_mod
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakIdKeyDictionary
 
+from ammpl.engine.precision import PRECISIONS
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIG_ROOT = os.path.join(REPO_ROOT, "configs", "trainers")
 FAKE_CUDA = torch.device("cuda")
@@ -63,6 +64,9 @@ FLOAT_READ_VALUE = 1.0  # what `.item()` of a float fake tensor of unknown value
 KNOWN_MAX_NUMEL = 1 << 16  # values are kept for tensors up to this size
 # Trainers with no config folder of their own run on this config (zero-shot CLIP).
 DEFAULT_CONFIG = "CoOp/vit_b16.yaml"
+# Notices that only say the device is fake (a data pointer read for a cache key, no CUDA
+# for the GradScaler), silenced inside fake_mode().
+FAKE_WARNINGS = (".*data pointer of FakeTensor", ".*GradScaler is enabled, but CUDA")
 AUTOCAST_DTYPES = {"amp": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -70,10 +74,16 @@ aten = torch.ops.aten
 # Operators whose CUDA (and CPU) kernels refuse floating inputs of different dtypes; torch's
 # fake kernels do not check it, so KnownValues does.
 SAME_DTYPE_OPS = {
-    aten.mm.default, aten.bmm.default, aten.addmm.default, aten.baddbmm.default,
-    aten.addbmm.default, aten.mv.default, aten.addmv.default, aten.dot.default,
+    aten.mm.default,
+    aten.bmm.default,
+    aten.addmm.default,
+    aten.baddbmm.default,
+    aten.addbmm.default,
+    aten.mv.default,
+    aten.addmv.default,
+    aten.dot.default,
     aten.convolution.default,
-}  # fmt: skip
+}
 
 
 def check_same_dtype(func, args) -> None:
@@ -90,8 +100,8 @@ class KnownValues(TorchDispatchMode):
     (constructors, real tensors, other known tensors: token ids, EOT positions, labels,
     attention masks), and answers `.item()`, `.tolist()` and `torch.equal` with it. Runs
     inside a FakeTensorMode; the values are computed on the CPU. Unknown values: a float
-    read answers FLOAT_READ_VALUE, a boolean `unknown_bool` (True), `torch.equal` True. It also raises on the
-    dtype mixes of SAME_DTYPE_OPS, which fake kernels let through."""
+    read answers FLOAT_READ_VALUE, a boolean `unknown_bool` (True), `torch.equal` True.
+    It also raises on the dtype mixes of SAME_DTYPE_OPS, which fake kernels let through."""
 
     def __init__(self, max_numel: int = KNOWN_MAX_NUMEL) -> None:
         super().__init__()
@@ -187,6 +197,9 @@ def fake_mode() -> Iterator[FakeTensorMode]:
     mode = FakeTensorMode(allow_non_fake_inputs=False)
     known = KnownValues()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(warnings.catch_warnings())
+        for message in FAKE_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
         stack.enter_context(
             mock.patch.object(torch.utils, "swap_tensors", _swap_tensors(torch.utils.swap_tensors))
         )
@@ -256,7 +269,9 @@ def trainer_cases() -> list[TrainerCase]:
     trainers = registered_trainers()
     cases = []
     for folder in config_folders():
-        files = sorted(f for f in os.listdir(os.path.join(CONFIG_ROOT, folder)) if f.endswith(".yaml"))
+        files = sorted(
+            f for f in os.listdir(os.path.join(CONFIG_ROOT, folder)) if f.endswith(".yaml")
+        )
         cases += [TrainerCase(folder, f"{folder}/{name}") for name in files]
     folders = set(config_folders())
     cases += [TrainerCase(name, DEFAULT_CONFIG) for name in trainers if name not in folders]

@@ -15,8 +15,8 @@ its masks hide patches.
 
 Costs are bilinear in batch size B and class count k for every method here (CoOp-style text
 work ∝ k, image work ∝ B, CoCoOp's and AMMPL's per-(image, class) work ∝ B·k), so
-`ammpl.utils.bilinear.fit_bilinear` recovers c0 + c1·B + c2·k + c3·B·k from four points; bench/cost.py checks the
-fit at a fifth point.
+`ammpl.utils.bilinear.fit_bilinear` recovers c0 + c1·B + c2·k + c3·B·k from four points;
+bench/cost.py checks the fit at a fifth point.
 """
 
 from __future__ import annotations
@@ -102,7 +102,9 @@ class StepCost:
 
 
 def _tensors(trainer) -> list[torch.Tensor]:
-    return list({id(t): t for t in [*trainer.model.parameters(), *trainer.model.buffers()]}.values())
+    return list(
+        {id(t): t for t in [*trainer.model.parameters(), *trainer.model.buffers()]}.values()
+    )
 
 
 @contextlib.contextmanager
