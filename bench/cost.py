@@ -176,8 +176,12 @@ def measured_cpu_peak(fn) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         fn()
-    events = sorted(
-        (e.time_range.start, e.cpu_memory_usage) for e in prof.events() if e.name == "[memory]"
+    events = sorted(  # allocations are an operator's own, frees are "[memory]" events
+        (
+            e.time_range.start,
+            e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage,
+        )
+        for e in prof.events()
     )
     current = peak = 0
     for _, delta in events:
@@ -328,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{row.method} ...", file=sys.stderr, flush=True)
         results.append(method_cost(row, args.prec, args.verify))
+        if args.json:  # after every method: a long run keeps what it has
+            write_json({"torch": torch.__version__, "methods": results}, args.json, indent=1)
     print(table(results))
     for r in results:
         for key, check in r.get("verify", {}).items():
