@@ -78,6 +78,8 @@ def method_cost(row, prec: str | None, verify: bool) -> dict:
         "fits": fits,
         "points": [vars(p) for p in points],
     }
+    if row.trainer == "AMMPL":
+        result["pair_bytes"] = ammpl_pair_bytes(cfg.MODEL.BACKBONE.NAME)
     if verify:
         (point,) = measure_steps(case, prec, [VERIFY[0]], VERIFY[1])
         result["verify"] = {
@@ -85,6 +87,19 @@ def method_cost(row, prec: str | None, verify: bool) -> dict:
             for key, fit in fits.items()
         }
     return result
+
+
+def ammpl_pair_bytes(backbone: str, text_tokens: int = 16) -> int:
+    """The bytes per (image, class) pair AMMPL's automatic CLASS_CHUNK assumes in training
+    (ammpl.trainers.ammpl.chunking.pair_bytes), for the sweep's estimate of its blocks."""
+    from ammpl.clip.image_encoder import ImageEncoder
+    from ammpl.clip.text_encoder import TextEncoder
+    from ammpl.trainers.ammpl.chunking import pair_bytes
+    from ammpl.trainers.fake_device import fake_mode, random_backbone
+
+    with fake_mode() as mode:
+        clip = random_backbone(backbone, mode)
+        return pair_bytes(ImageEncoder(clip), TextEncoder(clip), text_tokens, training=True)
 
 
 def _node(trainer: str) -> str | None:

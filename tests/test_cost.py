@@ -224,3 +224,22 @@ def test_compare_puts_predictions_next_to_gpu_check_records(tmp_path):
     # image: 35 GFLOP × 10 at 50 TFLOP/s = 7 ms predicted, 10 ms measured
     assert cells[1][:2] == ["image forward, fused=on (batch 10)", "fp32"]
     assert [float(c) for c in cells[1][2:4]] == [7.0, 10.0]
+
+
+def test_ammpl_blocks_of_pairs_bound_memory_and_add_a_forward():
+    from ammpl.sweep import cost_model
+    from ammpl.trainers.ammpl import chunking
+
+    assert cost_model.AUTO_FREE_FRACTION == chunking.FREE_MEMORY_FRACTION
+    assert cost_model.AUTO_MAX_PAIRS == chunking.MAX_AUTO_BUDGET
+    entry = dict(ENTRY, pair_bytes=10**9)
+    entry["fits"] = dict(ENTRY["fits"], train_flops=[0, 0, 0, 8.0], train_peak=[0, 0, 0, 2.0])
+    assert cost_model.pair_budget(entry, 0, 80) == 40  # 0.5 · 80 GB / 1 GB
+    assert cost_model.pair_budget(entry, 7, 80) == 7  # CLASS_CHUNK wins
+    assert cost_model.pair_budget(ENTRY, 0, 80) is None  # no pairs: no blocks
+    common = dict(train_images=4, train_batch=4, train_classes=20, epochs=1, eval_images=0,
+                  eval_batch=1, eval_classes=20)  # fmt: skip
+    one_block = run_cost(entry, budget=100, **common)
+    blocks = run_cost(entry, budget=40, **common)
+    assert one_block.peak_bytes == 2.0 * 80 and blocks.peak_bytes == 2.0 * 40
+    assert one_block.flops == 8.0 * 80 and blocks.flops == 8.0 * 80 * 1.5

@@ -53,7 +53,7 @@ def _assert_passes(results) -> None:
         pytest.skip("torch's fake tensors cannot run this: " + "; ".join(gaps))
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda case: case.config)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.label)
 def test_trainer_runs_on_fake_cuda_in_every_precision(case):
     results = check_trainer(case, PRECISIONS, blocks=BLOCKS)
     assert [r.prec for r in results] == list(PRECISIONS)

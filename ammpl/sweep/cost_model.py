@@ -27,6 +27,10 @@ MODEL_FILE = Path(__file__).resolve().parents[1] / "resources" / "cost_model.jso
 DEFAULT_DEVICE_TFLOPS = 989.0
 DEFAULT_UTILISATION = 0.3
 DEFAULT_DEVICE_MEMORY_GB = 80.0
+# ammpl.trainers.ammpl.chunking's automatic CLASS_CHUNK (FREE_MEMORY_FRACTION,
+# MAX_AUTO_BUDGET); tests/test_cost.py keeps them in step.
+AUTO_FREE_FRACTION = 0.5
+AUTO_MAX_PAIRS = 16384
 
 
 def load_cost_model(path: str | Path | None = None) -> list[dict]:
@@ -67,6 +71,32 @@ def evaluation_flops(entry: dict, images: int, batch: int, classes: int) -> floa
     return flops + (bilinear(fit, rest, classes) if rest else 0.0)
 
 
+def pair_budget(entry: dict, class_chunk: int, device_memory_gb: float) -> int | None:
+    """(image, class) pairs per block of an AMMPL step: CLASS_CHUNK, or (0) what the
+    automatic rule of ammpl.trainers.ammpl.chunking gives on an empty device of that size;
+    None for methods without blocks of pairs."""
+    pair_bytes = entry.get("pair_bytes")
+    if not pair_bytes:
+        return None
+    if class_chunk > 0:
+        return class_chunk
+    free = device_memory_gb * 1e9 * AUTO_FREE_FRACTION
+    return int(max(1, min(AUTO_MAX_PAIRS, free // pair_bytes)))
+
+
+def _train_step(fits: dict, batch: int, classes: int, budget: int | None) -> tuple[float, float]:
+    """(FLOPs, peak bytes) of one step; above `budget` pairs AMMPL runs blocks of pairs with
+    activation checkpointing: memory of one block, one more forward of every pair (half the
+    pairs' forward + backward FLOPs, c3·B·k / 2)."""
+    flops = bilinear(fits["train_flops"], batch, classes)
+    peak = bilinear(fits["train_peak"], batch, classes)
+    if budget is not None and batch * classes > budget:
+        c0, c1, c2, c3 = fits["train_peak"]
+        peak = c0 + c1 * batch + c2 * classes + c3 * budget
+        flops += fits["train_flops"][3] * batch * classes / 2
+    return flops, peak
+
+
 def run_cost(
     entry: dict,
     *,
@@ -77,8 +107,10 @@ def run_cost(
     eval_images: int,
     eval_batch: int,
     eval_classes: int,
+    budget: int | None = None,
 ) -> RunCost:
-    """Images processed, FLOPs and peak memory of a run (train_images 0: evaluation only)."""
+    """Images processed, FLOPs and peak memory of a run (train_images 0: evaluation only);
+    `budget`: AMMPL's pairs per block (`pair_budget`)."""
     fits = entry["fits"]
     flops = 0.0
     peak = 0.0
@@ -87,8 +119,8 @@ def run_cost(
         batch = min(train_batch, train_images)
         steps = train_images // batch
         processed = steps * batch * epochs
-        flops += steps * epochs * bilinear(fits["train_flops"], batch, train_classes)
-        peak = bilinear(fits["train_peak"], batch, train_classes)
+        step_flops, peak = _train_step(fits, batch, train_classes, budget)
+        flops += steps * epochs * step_flops
     flops += evaluation_flops(entry, eval_images, eval_batch, eval_classes)
     if eval_images > 0:
         peak = max(peak, bilinear(fits["eval_peak"], min(eval_batch, eval_images), eval_classes))

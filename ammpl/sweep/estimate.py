@@ -24,6 +24,7 @@ from ammpl.sweep.cost_model import (
     base_new_classes,
     find_method,
     load_cost_model,
+    pair_budget,
     run_cost,
 )
 from ammpl.utils.errors import ConfigError
@@ -86,7 +87,9 @@ def _cfg_of(train_args: list[str], cwd: str):
     return args, setup_cfg(args)
 
 
-def estimate_run(run, model: list[dict], cwd: str) -> RunEstimate:
+def estimate_run(
+    run, model: list[dict], cwd: str, device_memory_gb: float = DEFAULT_DEVICE_MEMORY_GB
+) -> RunEstimate:
     """The predicted cost of one planned run."""
     from ammpl.data.published import PUBLISHED
 
@@ -113,8 +116,11 @@ def estimate_run(run, model: list[dict], cwd: str) -> RunEstimate:
     val_images = 0
     if not args.eval_only and cfg.TEST.FINAL_MODEL == "best_val":
         val_images = int(published.sizes.get("val", 0) * share) * epochs
+    node = cfg.TRAINER.get(args.trainer.upper())
+    chunk = int(node.CLASS_CHUNK) if node is not None and "CLASS_CHUNK" in node else 0
     cost = run_cost(
         entry,
+        budget=pair_budget(entry, chunk, device_memory_gb),
         train_images=train_images,
         train_batch=int(cfg.DATALOADER.TRAIN_X.BATCH_SIZE),
         train_classes=classes,
@@ -193,7 +199,7 @@ def estimate_main(args: argparse.Namespace, spec_from_args) -> int:
     runs = expand(spec_from_args(args))
     model = load_cost_model()
     cwd = os.getcwd()
-    estimates = [estimate_run(run, model, cwd) for run in runs]
+    estimates = [estimate_run(run, model, cwd, args.device_memory) for run in runs]
     for line in format_estimate(estimates, args):
         print(line, file=sys.stdout if not line.startswith("warning") else sys.stderr)
     return 0
@@ -230,7 +236,8 @@ def paper_costs(argv: list[str] | None = None) -> int:
     for part, protocol, methods in PAPER_PARTS:
         for method in methods:
             args = build_parser().parse_args([protocol, "--methods", method, "--data", cwd])
-            estimates = [estimate_run(run, model, cwd) for run in expand(spec_from_args(args))]
+            runs = expand(spec_from_args(args))
+            estimates = [estimate_run(run, model, cwd, settings.device_memory) for run in runs]
             flops = sum(e.cost.flops for e in estimates)
             hours = sum(
                 e.cost.gpu_hours(settings.device_tflops, settings.utilisation) for e in estimates
