@@ -100,7 +100,8 @@ class KnownValues(TorchDispatchMode):
     (constructors, real tensors, other known tensors: token ids, EOT positions, labels,
     attention masks), and answers `.item()`, `.tolist()` and `torch.equal` with it. Runs
     inside a FakeTensorMode; the values are computed on the CPU. Unknown values: a float
-    read answers FLOAT_READ_VALUE, a boolean `unknown_bool` (True), `torch.equal` True.
+    read answers FLOAT_READ_VALUE, a boolean `unknown_bool` (True), `torch.equal` True, a
+    boolean mask selects every element (`nonzero`: the largest shape, an upper bound).
     It also raises on the dtype mixes of SAME_DTYPE_OPS, which fake kernels let through."""
 
     def __init__(self, max_numel: int = KNOWN_MAX_NUMEL) -> None:
@@ -123,6 +124,24 @@ class KnownValues(TorchDispatchMode):
             return torch.device("cpu")
         return arg
 
+    def _unknown_mask(self, index) -> bool:
+        return (
+            isinstance(index, FakeTensor)
+            and index.dtype in (torch.bool, torch.uint8)
+            and self.values.get(index) is None
+        )
+
+    def _mask_as_indices(self, indices) -> list:
+        """Boolean masks of unknown value as integer indices selecting every element."""
+        out = []
+        for index in indices:
+            if self._unknown_mask(index):
+                count = index.numel()
+                out += [torch.empty(count, dtype=torch.long, device=index.device)] * index.dim()
+            else:
+                out.append(index)
+        return out
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in SAME_DTYPE_OPS:
@@ -136,6 +155,12 @@ class KnownValues(TorchDispatchMode):
                 return FLOAT_READ_VALUE
             if args[0].dtype == torch.bool:
                 return self.unknown_bool
+        if func is torch.ops.aten.nonzero.default and self.values.get(args[0]) is None:
+            # a boolean mask of unknown value (DPT's selected blocks): every element selected
+            mask = args[0]
+            return torch.empty((mask.numel(), mask.dim()), dtype=torch.long, device=mask.device)
+        if func is torch.ops.aten.index.Tensor and any(self._unknown_mask(i) for i in args[1]):
+            args = (args[0], self._mask_as_indices(args[1]), *args[2:])
         if func is torch.ops.aten.equal.default:
             known = [self.values.get(a) for a in args[:2]]
             if any(value is None for value in known):
