@@ -57,14 +57,7 @@ def method_cost(row, prec: str | None, verify: bool) -> dict:
     points: list[StepCost] = []
     for classes in GRID_CLASSES:
         points += measure_steps(case, prec, list(GRID_BATCHES), classes)
-    grid = {(p.batch, p.classes): p for p in points}
-    order = [(b, k) for k in GRID_CLASSES for b in GRID_BATCHES]
-    fits = {}
-    for key in ("train_flops", "train_peak", "eval_flops", "eval_peak"):
-        values = [getattr(grid[bk], key) for bk in order]
-        if None in values:
-            continue
-        fits[key] = fit_bilinear([(b, k, v) for (b, k), v in zip(order, values)])
+    fits = fit_points([vars(p) for p in points])
     result = {
         "method": row.method,
         "trainer": row.trainer,
@@ -102,6 +95,29 @@ def ammpl_pair_bytes(backbone: str, text_tokens: int = 16) -> int:
         return pair_bytes(ImageEncoder(clip), TextEncoder(clip), text_tokens, training=True)
 
 
+def fit_points(points: list[dict]) -> dict[str, list[float]]:
+    """The bilinear fits of a method's grid points. FLOPs are bilinear exactly; a peak is
+    the largest of several moments of a step, so where its fit bends down (c3 < 0, the peak
+    moved between grid points) it is replaced by the additive fit through the steepest
+    slopes, which grows with B and k instead of turning negative."""
+    grid = {(p["batch"], p["classes"]): p for p in points}
+    (b1, b2), (k1, k2) = GRID_BATCHES, GRID_CLASSES
+    order = [(b1, k1), (b2, k1), (b1, k2), (b2, k2)]
+    fits = {}
+    for key in ("train_flops", "train_peak", "eval_flops", "eval_peak"):
+        values = [grid[bk][key] for bk in order]
+        if None in values:
+            continue
+        fit = fit_bilinear([(b, k, v) for (b, k), v in zip(order, values)])
+        if key.endswith("peak") and fit[3] < 0:
+            v11, v21, v12, v22 = values
+            c1 = max(v21 - v11, v22 - v12, 0) / (b2 - b1)
+            c2 = max(v12 - v11, v22 - v21, 0) / (k2 - k1)
+            fit = [v11 - c1 * b1 - c2 * k1, c1, c2, 0.0]
+        fits[key] = fit
+    return fits
+
+
 def _node(trainer: str) -> str | None:
     from ammpl.trainers.fake_device import trainer_cfg_node
 
@@ -133,7 +149,7 @@ def table(results: list[dict]) -> str:
                 b,
                 f"{bilinear(train, b, k) / 1e12:.2f}" if train else "-",
                 f"{bilinear(fits['train_peak'], b, k) / 2**30:.2f}" if train else "-",
-                f"{bilinear(fits['eval_flops'], 1, k) / 1e9:.1f}",
+                f"{bilinear(fits['eval_flops'], r['eval_batch'], k) / r['eval_batch'] / 1e9:.1f}",
                 f"{bilinear(fits['eval_peak'], r['eval_batch'], k) / 2**30:.2f}",
                 " ".join(f"{c / 1e9:.3g}" for c in train) if train else "-",
             ]
@@ -145,7 +161,7 @@ def table(results: list[dict]) -> str:
         "B",
         "train step TFLOP (k=100)",
         "train peak GiB",
-        "eval GFLOP/image",
+        "eval GFLOP/image (config batch)",
         "eval peak GiB (config batch)",
         "train GFLOP = c0 + c1·B + c2·k + c3·B·k",
     ]
