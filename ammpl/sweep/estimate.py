@@ -233,6 +233,7 @@ def paper_costs(argv: list[str] | None = None) -> int:
     model = load_cost_model()
     cwd = os.getcwd()
     rows = []
+    total = 0.0
     for part, protocol, methods in PAPER_PARTS:
         for method in methods:
             args = build_parser().parse_args([protocol, "--methods", method, "--data", cwd])
@@ -249,12 +250,12 @@ def paper_costs(argv: list[str] | None = None) -> int:
                     method,
                     len(estimates),
                     f"{flops / 1e15:,.1f}",
-                    f"{hours:,.1f}",
+                    f"{hours:,.2f}",
                     f"{peak / 1e9:.1f}",
                 ]
             )
-    total = sum(float(row[4].replace(",", "")) for row in rows)
-    rows.append(["all of the above", "", sum(row[2] for row in rows), "", f"{total:,.1f}", ""])
+            total += hours
+    rows.append(["all of the above", "", sum(row[2] for row in rows), "", f"{total:,.2f}", ""])
     headers = ["paper part", "method", "runs", "PFLOP", "GPU-hours", "peak GB (largest run)"]
     print(f"{settings.device_tflops:g} TFLOP/s × {settings.utilisation:g} utilisation")
     print(tabulate(rows, headers=headers, tablefmt="github"))
