@@ -1,16 +1,16 @@
 """Trainers on a fake device: placement and dtype checks, FLOP and memory counts, no GPU.
 
 torch's `FakeTensorMode` gives tensors a device, dtype and shape but no data: a model
-"on" a fake `cuda` device builds and runs its forward on a CPU-only machine in a
-fraction of a second at full backbone size, and torch raises on a CPU tensor meeting a
-CUDA one (`FakeTensorDeviceMismatchError`) or on a dtype an operator refuses, exactly
-where a real GPU would. Three things torch lacks are added here, for the duration of
-`fake_mode()` only:
+"on" a fake `cuda` device builds and runs its forward on a CPU-only machine at full
+backbone size without memory, and torch raises on a CPU tensor meeting a CUDA one
+(`FakeTensorDeviceMismatchError`) where a real GPU would. What torch lacks is added here,
+for the duration of `fake_mode()` only:
 
-- the values of integer bookkeeping tensors (token ids, EOT positions, labels), computed
-  on the side on the CPU, so `int(eot.max())` and `.tolist()` work as on a real device
-  (`KnownValues`); a float read (`loss.item()`, a convergence test) answers 1.0,
-  so a loop with a tolerance runs to its iteration bound;
+- the values of small bookkeeping tensors (token ids, EOT positions, labels, attention
+  masks), computed on the side on the CPU, so `int(eot.max())` and `.tolist()` work as on
+  a real device (`KnownValues`); a float read of an unknown value (`loss.item()`, a
+  convergence test) answers 1.0, so a loop with a tolerance runs to its iteration bound,
+  and a boolean mask of unknown value selects every element;
 - `Module.to` / `.half()` / `.cuda()` on fake parameters (torch swaps tensors there,
   which fake tensors refuse): done with `param.data = …`, as torch does for plain tensors;
   `copy.deepcopy` of fake tensors (MaPLe copies its prompt projections) by cloning;
@@ -22,7 +22,7 @@ where a real GPU would. Three things torch lacks are added here, for the duratio
 Backward needs a real CUDA context, so on the fake `cuda` device only forwards run;
 FLOP and memory counts of a whole step (`bench/cost.py`) run on the fake `cpu` device,
 where backward and optimiser steps work (counts do not depend on the device).
-`check_trainer(case, prec)` is the placement check of one trainer and config;
+`check_trainer(case, precs)` is the placement check of one trainer and config;
 `trainer_cases()` lists every config under configs/trainers/ and every registered
 trainer (tests/test_fake_cuda.py runs them all).
 """
