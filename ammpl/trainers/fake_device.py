@@ -109,6 +109,7 @@ class KnownValues(TorchDispatchMode):
         self.max_numel = max_numel
         self.values: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.unknown_bool = True  # what a boolean read of an unknown value answers
+        self.unknown_float = FLOAT_READ_VALUE  # and a float read
 
     def remember(self, fake: torch.Tensor, real: torch.Tensor) -> None:
         with _disable_current_modes():
@@ -152,7 +153,7 @@ class KnownValues(TorchDispatchMode):
                 with _disable_current_modes():
                     return value.item()
             if args[0].dtype.is_floating_point or args[0].dtype.is_complex:
-                return FLOAT_READ_VALUE
+                return self.unknown_float
             if args[0].dtype == torch.bool:
                 return self.unknown_bool
         if func is torch.ops.aten.nonzero.default and self.values.get(args[0]) is None:
@@ -547,6 +548,8 @@ def check_trainer(
     device = FAKE_CUDA
     for group in weight_forms(case, precs).values():
         with fake_mode() as mode:
+            # placement only: a loop with a tolerance (PLOT's Sinkhorn) stops after one round
+            mode.known_values.unknown_float = 0.0
             try:
                 trainer = build_trainer(case, group[0], device, mode, blocks=blocks)
                 images, labels = fake_batch(trainer, batch_size, device, mode.known_values)
