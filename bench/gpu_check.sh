@@ -6,7 +6,9 @@
 #   3. a torchrun DDP run (bench/ddp_check.py): 1 vs 2 processes when two GPUs are visible,
 #      else the one-process NCCL path;
 # then prints one Markdown table (times, images/s, peak memory, achieved TFLOP/s of the
-# ViT-B/16 forward) to paste into README's Speed section.
+# ViT-B/16 forward) to paste into README's Speed section, and the cost model's predictions
+# next to the measured time, TFLOP/s and peak memory of each case (bench/cost.py --compare;
+# README "Speed" says how to calibrate `ammpl-sweep --estimate` with it).
 #
 #   bash bench/gpu_check.sh             # results and logs in output/gpu_check/
 #   bash bench/gpu_check.sh --dry-run   # print the steps, run nothing (works without a GPU)
@@ -18,7 +20,7 @@ DRY_RUN=0
 for arg in "$@"; do
     case "$arg" in
         --dry-run) DRY_RUN=1 ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "error: unknown argument '$arg' (use --dry-run or --help)" >&2; exit 2 ;;
     esac
 done
@@ -76,10 +78,14 @@ step ddp 70 "$PYTHON" bench/ddp_check.py --processes "$DDP_PROCESSES" --json "$O
 
 if (( DRY_RUN )); then
     echo "summary        $PYTHON bench/gpu_summary.py $OUT"
+    echo "predicted      $PYTHON bench/cost.py --compare $OUT"
     exit 0
 fi
 echo
 "$PYTHON" bench/gpu_summary.py "$OUT" | tee "$OUT/summary.md"
+echo
+echo "Predicted (bench/cost.py, ammpl/resources/cost_model.json) next to measured:"
+"$PYTHON" bench/cost.py --compare "$OUT" | tee "$OUT/predicted.md"
 echo
 echo "Total: $SECONDS s (target < 480 s); logs in $OUT/"
 ! grep -qv $'\t0\t' "$STEPS"  # exit status: 0 only when every step passed

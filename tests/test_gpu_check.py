@@ -27,7 +27,7 @@ def test_script_parses_and_its_steps_fit_in_eight_minutes():
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    assert [line.split()[0] for line in lines] == STEPS + ["summary"]
+    assert [line.split()[0] for line in lines] == STEPS + ["summary", "predicted"]
     limits = [int(m) for m in re.findall(r"\(≤\s*(\d+)s\)", done.stdout)]
     assert len(limits) == len(STEPS) and sum(limits) < 8 * 60
     assert "-m cuda" in lines[0] and "--backbone vit_b16" in lines[1]

@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--slurm-cluster", help="submitit cluster (default: slurm if present; local: this machine)"
     )
     cluster.add_argument("--address", help="ray: cluster address (default: a local Ray)")
+    from ammpl.sweep.estimate import add_estimate_arguments
+
+    add_estimate_arguments(parser)  # --estimate, --device-tflops, --utilisation, --device-memory
     return parser
 
 
@@ -211,6 +214,10 @@ def print_table(protocol: str, runs, seeds: Sequence[int]) -> None:
 def run(args: argparse.Namespace) -> int:
     from ammpl.sweep.plan import expand
 
+    if args.estimate:  # what the runs cost; nothing is started
+        from ammpl.sweep.estimate import estimate_main
+
+        return estimate_main(args, spec_from_args)
     spec = spec_from_args(args)
     cwd = os.getcwd()
     runs = expand(spec)

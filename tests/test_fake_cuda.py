@@ -1,0 +1,109 @@
+"""Every trainer at every config under configs/trainers/, at its own full-size backbone, on a
+fake CUDA device in every PREC (ammpl.trainers.fake_device): the training forward and the
+evaluation forward must meet no CPU tensor and no dtype an operator refuses. Fake tensors
+compute nothing, so this runs on a machine without a GPU.
+
+The towers keep their full width, resolution and token counts but only their first
+BLOCKS blocks (every block runs the same code; a placement or dtype problem shows in the
+first ones): `AMMPL_FAKE_CUDA_FULL_DEPTH=1 pytest tests/test_fake_cuda.py` runs all of them.
+Cases are found, not listed: every configs/trainers/<Trainer>/*.yaml and every registered
+trainer (new trainers are covered when they land). Configs that build the same model
+(they differ only in schedule, data or loader settings) are checked once.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from ammpl.engine.precision import PRECISIONS
+from ammpl.trainers.fake_device import (
+    TrainerCase,
+    check_trainer,
+    config_folders,
+    load_case_cfg,
+    model_key,
+    registered_trainers,
+    trainer_cases,
+)
+
+
+def _unique_cases() -> list[TrainerCase]:
+    seen, unique = set(), []
+    for case in trainer_cases():
+        key = model_key(load_case_cfg(case), case.trainer)
+        if key not in seen:
+            seen.add(key)
+            unique.append(case)
+    return unique
+
+
+CASES = _unique_cases()
+BLOCKS = None if os.environ.get("AMMPL_FAKE_CUDA_FULL_DEPTH") else 2
+PLANT_CASE = TrainerCase("CoOp", "CoOp/vit_b16.yaml")
+
+
+def _assert_passes(results) -> None:
+    gaps = [r.describe() for r in results if r.problem and r.unsupported]
+    problems = [r.describe() for r in results if r.problem and not r.unsupported]
+    assert not problems, "\n".join(problems)
+    if gaps:
+        pytest.skip("torch's fake tensors cannot run this: " + "; ".join(gaps))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.label)
+def test_trainer_runs_on_fake_cuda_in_every_precision(case):
+    results = check_trainer(case, PRECISIONS, blocks=BLOCKS)
+    assert [r.prec for r in results] == list(PRECISIONS)
+    _assert_passes(results)
+
+
+def test_every_registered_trainer_and_config_folder_is_checked():
+    trainers = set(registered_trainers())
+    checked = {case.trainer for case in CASES}
+    assert trainers <= checked, f"not checked: {sorted(trainers - checked)}"
+    strays = [folder for folder in config_folders() if folder not in trainers]
+    assert not strays, f"configs/trainers/ folders without a registered trainer: {strays}"
+    assert {"ViT-B/16", "ViT-B/32", "RN50"} <= {
+        load_case_cfg(case).MODEL.BACKBONE.NAME for case in CASES
+    }
+
+
+def test_a_cpu_tensor_planted_in_a_forward_is_caught(monkeypatch):
+    from ammpl.trainers.coop import CoOpCLIP
+
+    original = CoOpCLIP.forward
+
+    def planted(self, image):
+        logits = original(self, image)
+        return logits + torch.zeros(logits.shape[-1])  # created on the CPU: a GPU bug
+
+    monkeypatch.setattr(CoOpCLIP, "forward", planted)
+    (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
+    assert result.problem is not None and not result.unsupported
+    assert "cuda" in result.problem and "cpu" in result.problem
+    assert "tests/test_fake_cuda.py" in result.problem and "torch.zeros" in result.problem
+    assert result.describe().startswith("CoOp:CoOp/vit_b16.yaml PREC fp32: ")
+
+
+def test_a_dtype_mismatch_is_caught(monkeypatch):
+    from ammpl.trainers.coop import CoOpCLIP
+
+    original = CoOpCLIP.forward
+
+    def planted(self, image):
+        logits = original(self, image)
+        mixing = torch.eye(logits.shape[-1], device=logits.device, dtype=torch.float64)
+        return logits @ mixing  # float32 @ float64 (no autocast): refused by matmul
+
+    monkeypatch.setattr(CoOpCLIP, "forward", planted)
+    (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
+    assert result.problem is not None and "dtype" in result.problem.lower()
+    assert "tests/test_fake_cuda.py" in result.problem
+
+
+def test_the_same_forward_unplanted_passes():
+    (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
+    assert result.problem is None, result.describe()
