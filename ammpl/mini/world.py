@@ -117,7 +117,18 @@ def sample_scene(rng: np.random.Generator, **fixed: str) -> Scene:
 
 def caption(scene: Scene, rng: np.random.Generator) -> str:
     """A caption naming a random subset of the scene's factors (at least one)."""
-    while True:
+    return describe(scene, rng)[0]
+
+
+def describe(
+    scene: Scene, rng: np.random.Generator, shape_only: bool = False
+) -> tuple[str, dict[str, str]]:
+    """A caption and the factors it names ({factor: value}; the count is always named).
+
+    `shape_only` names the shape and nothing else ("itap of a star."). What a caption names
+    decides which other images of a batch it is also true of (`ammpl.mini.pretrain`).
+    """
+    while not shape_only:
         named = {
             "shape": rng.uniform() < 0.85,
             "colour": rng.uniform() < 0.6,
@@ -127,6 +138,9 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
         }
         if any(named.values()):
             break
+    else:
+        named = {"shape": True, "colour": False, "pattern": False, "size": False}
+        named["background"] = False
     words = []
     if named["size"]:
         words.append(scene.size)
@@ -144,7 +158,9 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     phrase = " ".join(words)
     if named["background"]:
         phrase += f" on {scene.background}"
-    return frame.format(phrase)
+    factors = {name: str(getattr(scene, name)) for name, on in named.items() if on}
+    factors["count"] = str(scene.count)
+    return frame.format(phrase), factors
 
 
 def vocabulary_words() -> list[str]:
