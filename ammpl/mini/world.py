@@ -255,6 +255,8 @@ def _background(name: str, rng: np.random.Generator) -> np.ndarray:
     elif name == "wood":
         grain = np.sin(np.arange(size)[:, None, None] * rng.uniform(0.6, 1.2)) * 18
         base = np.array([150.0, 100.0, 55.0]) + grain + 8 * noise
+    elif name == "paper":
+        base = np.array([238.0, 235.0, 226.0]) + rng.uniform(-10, 10) + 4 * noise
     elif name == "clutter":
         grey = rng.uniform(70, 180) + rng.uniform(-20, 20, size=3)
         base = grey + 15 * noise
@@ -339,6 +341,11 @@ def render(scene: Scene, rng: np.random.Generator, style: Style = PRETRAIN_STYLE
             pixels[inner] = 0.5 * texture[inner] + 0.5 * 235.0
         else:
             pixels[mask] = texture[mask]
+    return finish(pixels, style, rng)
+
+
+def finish(pixels: np.ndarray, style: Style, rng: np.random.Generator) -> Image.Image:
+    """The style's whole-image effects (contrast, light, noise, blur) on a composed scene."""
     if style.contrast != 1.0:
         pixels = pixels.mean() + (pixels - pixels.mean()) * style.contrast
     if style.cast:
