@@ -116,3 +116,24 @@ def test_resuming_with_other_settings_or_no_state_is_a_one_line_error(tmp_path, 
     assert main(["--steps", "2", "--out", str(out), "--resume"]) == 2
     err = capsys.readouterr().err
     assert "no pretraining state" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sigterm_finishes_the_step_writes_the_state_and_resume_goes_on(tmp_path):
+    import os
+    import signal
+
+    torch.set_num_threads(1)
+    _, losses = pretrain(recipe=TINY, log_every=0)
+    state = tmp_path / "run.state.pt"
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if len(lines) == 2:  # during step 2: as if `kill <pid>` arrived
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    _, first = pretrain(recipe=TINY, log_every=1, log=log, state_file=state)
+    assert len(first) == 2 and "stopped at step 2/6; continue with --resume" in lines[-1]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
+    _, resumed = pretrain(recipe=TINY, log_every=0, state_file=state, resume=True)
+    assert resumed == losses

@@ -14,9 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -406,38 +409,65 @@ def pretrain(
             )  # fmt: skip
 
     last = recipe.steps if stop_after is None else min(recipe.steps, first_step + stop_after)
+    done = first_step
     try:
-        for step in range(first_step, last):
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(
-                    step, recipe.steps, recipe.lr, min(recipe.warmup, recipe.steps)
-                )
-            batch = stream.next()
-            images, texts = batch.tensors()
-            truth = torch.from_numpy(batch.truth) if recipe.loss == "truth" else None
-            loss = contrastive_loss(model, images, texts, truth)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            with torch.no_grad():
-                model.logit_scale.clamp_(0, math.log(100))
-            losses.append(float(loss.detach()))
-            done = step + 1
-            if on_checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
-                on_checkpoint(model, done)
-                model.train()
-            if state_file is not None and time.time() - last_save >= state_seconds:
-                save(done)
-                last_save = time.time()
-            if log_every and (done % log_every == 0 or done == recipe.steps):
-                recent = float(np.mean(losses[-log_every:]))
-                log(f"step {done}/{recipe.steps}  loss {recent:.4f}  {time.time() - start:.0f} s")
+        with _stop_requests(state_file is not None) as stop:
+            for step in range(first_step, last):
+                losses.append(_train_step(model, optimizer, recipe, step, stream.next()))
+                done = step + 1
+                if on_checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
+                    on_checkpoint(model, done)
+                    model.train()
+                if state_file is not None and time.time() - last_save >= state_seconds:
+                    save(done)
+                    last_save = time.time()
+                if log_every and (done % log_every == 0 or done == recipe.steps):
+                    recent = float(np.mean(losses[-log_every:]))
+                    seconds = time.time() - start
+                    log(f"step {done}/{recipe.steps}  loss {recent:.4f}  {seconds:.0f} s")
+                if stop:
+                    log(f"stopped at step {done}/{recipe.steps}; continue with --resume")
+                    break
     finally:
         stream.close()
-    if last > first_step or not resume:
-        save(last)
+    if done > first_step or not resume:
+        save(done)
     model.eval()
     return model, losses
+
+
+def _train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe, step: int, batch
+) -> float:
+    """One AdamW step on `batch` at the schedule's learning rate; the loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, recipe.steps, recipe.lr, min(recipe.warmup, recipe.steps))
+    images, texts = batch.tensors()
+    truth = torch.from_numpy(batch.truth) if recipe.loss == "truth" else None
+    loss = contrastive_loss(model, images, texts, truth)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+    return float(loss.detach())
+
+
+@contextmanager
+def _stop_requests(enabled: bool):
+    """A list that becomes non-empty on SIGTERM or Ctrl-C: the run finishes its step, writes
+    its state and stops, so an interrupted run loses nothing."""
+    requests: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = [signal.signal(number, lambda n, _: requests.append(n)) for number in signals]
+    try:
+        yield requests
+    finally:
+        for number, handler in zip(signals, previous, strict=True):
+            signal.signal(number, handler)
 
 
 def save_state(
@@ -584,6 +614,8 @@ def main(argv: list[str] | None = None) -> int:
     except AmmplError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if len(losses) < recipe.steps:
+        return 130  # stopped by a signal; the state is written
     probe = shape_probe(model)
     seconds = time.time() - start
     record = {
