@@ -75,14 +75,15 @@ def test_truth_loss_equals_clip_loss_when_only_the_diagonal_is_true():
     torch.testing.assert_close(plain, eye)
 
 
-def test_a_pool_is_the_same_however_many_processes_render_it():
+def test_a_pool_is_the_same_however_many_processes_render_it(monkeypatch):
     from ammpl.mini.pretrain import ScenePool
 
-    here = ScenePool.render(seed=2, size=ScenePool.CHUNK + 3, with_simple=True, workers=0)
-    there = ScenePool.render(seed=2, size=ScenePool.CHUNK + 3, with_simple=True, workers=2)
+    monkeypatch.setattr(ScenePool, "CHUNK", 4)
+    here = ScenePool.render(seed=2, size=11, with_simple=True, workers=0)
+    there = ScenePool.render(seed=2, size=11, with_simple=True, workers=2)
     assert np.array_equal(here.pixels, there.pixels) and here.scenes == there.scenes
     assert np.array_equal(here.simple_pixels, there.simple_pixels)
-    assert len(here.scenes) == ScenePool.CHUNK + 3
+    assert len(here.scenes) == len(here.simple_scenes) == 11
     assert {s.background for s in here.simple_scenes} == {"dark"}
     batch = here.draw(np.random.default_rng(0), 8, simple=0.5, shape_only=0.5)
     assert batch.pixels.shape == (8, 64, 64, 3) and batch.truth.diagonal().all()

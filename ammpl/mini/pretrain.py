@@ -5,8 +5,15 @@
 Every step draws a fresh batch of captioned images from the world (no data set on disk),
 so the model sees each combination of factors in many phrasings. AdamW with linear warm-up
 and cosine decay, CLIP's symmetric InfoNCE loss with a learned temperature. The run is a
-pure function of `--seed`, the torch version and the thread count; the weights file is
-written atomically with a JSON record of how it was made beside it.
+pure function of its recipe (`--seed` and the options below), the torch version and the
+thread count; the weights file is written atomically with a JSON record of how it was made
+beside it.
+
+Recipe options (docs/MINI.md, "Pretraining for shapes"): `--loss truth` counts every
+caption of the batch that is true of an image as its positive; `--simple-share` and
+`--shape-only` mix in simple scenes and shape-only captions on a linear schedule; `--pool`
+re-uses pre-rendered scenes. A long run writes `<out>.state.pt` every `--state-minutes`
+and on SIGTERM / Ctrl-C; `--resume` continues it bit for bit.
 """
 
 from __future__ import annotations
@@ -618,6 +625,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130  # stopped by a signal; the state is written
     probe = shape_probe(model)
     seconds = time.time() - start
+    if args.resume:  # the whole run's time, over every invocation
+        saved = torch.load(state_path(args.out), map_location="cpu", weights_only=False)
+        seconds = saved["seconds"]
     record = {
         **asdict(recipe),
         "torch": torch.__version__,
