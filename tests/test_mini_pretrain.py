@@ -138,3 +138,25 @@ def test_sigterm_finishes_the_step_writes_the_state_and_resume_goes_on(tmp_path)
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
     _, resumed = pretrain(recipe=TINY, log_every=0, state_file=state, resume=True)
     assert resumed == losses
+
+
+def test_a_dead_render_process_is_a_one_line_error_not_a_hang(monkeypatch):
+    import os
+    import signal
+
+    from ammpl.mini.pretrain import BatchStream
+    from ammpl.utils.errors import AmmplError
+
+    monkeypatch.setattr(BatchStream, "POLL_SECONDS", 0.2)
+    state = np.random.default_rng(0).bit_generator.state
+    stream = BatchStream(TINY, state, first_step=0, workers=1)
+    try:
+        assert stream.next().pixels.shape[0] == TINY.batch_size
+        os.kill(stream.process.pid, signal.SIGKILL)
+        stream.process.join()
+        while not stream.queue.empty():  # batches drawn ahead before it died
+            stream.queue.get()
+        with pytest.raises(AmmplError, match="render process .* stopped"):
+            stream.next()
+    finally:
+        stream.close()

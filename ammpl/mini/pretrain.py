@@ -290,6 +290,7 @@ def _render_worker(
     recipe: Recipe, rng_state: dict, first_step: int, pool: ScenePool | None, queue
 ) -> None:
     """Draw the run's batches in order into `queue`, each with the RNG state after it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the training process decides
     torch.set_num_threads(1)
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
@@ -333,12 +334,27 @@ class BatchStream:
 
     def next(self) -> Batch:
         if self.process is not None:
-            batch, self.rng_state = self.queue.get()
+            batch, self.rng_state = self._receive()
         else:
             batch = _next_batch(self.recipe, self.rng, self.step, self.pool)
             self.rng_state = self.rng.bit_generator.state
         self.step += 1
         return batch
+
+    POLL_SECONDS = 10.0  # how often a waiting training step checks that the process lives
+
+    def _receive(self) -> tuple:
+        import queue
+
+        while True:
+            try:
+                return self.queue.get(timeout=self.POLL_SECONDS)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise AmmplError(
+                        "the render process of the pretraining run stopped "
+                        f"(exit code {self.process.exitcode}); continue with --resume"
+                    ) from None
 
     def close(self) -> None:
         if self.process is not None:
