@@ -14,6 +14,10 @@ is well above chance but far from perfect:
 The light is the same for every image of a dataset: a consistent domain shift that
 misleads zero-shot and that a few labelled shots can correct.
 
+The object datasets (MiniObjects and its domain-generalisation targets MiniObjectsV2,
+-Sketch, -A and -R; MiniObjectPatterns) label the object instead, drawn as photos by
+`ammpl.mini.objects` with an object mask per image under `masks/`.
+
 Layout per dataset (what CoOp's readers expect): `<root>/<folder>/images/<class folder>/
 <n>.png`, `split_zhou_<Name>.json` ([path, label, class name] lists) and `classnames.txt`.
 All pixels and splits come from one seeded Generator per dataset.
