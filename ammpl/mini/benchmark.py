@@ -14,6 +14,10 @@ is well above chance but far from perfect:
 The light is the same for every image of a dataset: a consistent domain shift that
 misleads zero-shot and that a few labelled shots can correct.
 
+The object datasets (MiniObjects and its domain-generalisation targets MiniObjectsV2,
+-Sketch, -A and -R; MiniObjectPatterns) label the object instead, drawn as photos by
+`ammpl.mini.objects` with an object mask per image under `masks/`.
+
 Layout per dataset (what CoOp's readers expect): `<root>/<folder>/images/<class folder>/
 <n>.png`, `split_zhou_<Name>.json` ([path, label, class name] lists) and `classnames.txt`.
 All pixels and splits come from one seeded Generator per dataset.
@@ -27,8 +31,10 @@ import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+from PIL import Image
 
-from ammpl.mini.world import BACKGROUNDS, COLOURS, PATTERNS, Style, render, sample_scene
+from ammpl.mini.objects import PhotoStyle, render_photo
+from ammpl.mini.world import BACKGROUNDS, COLOURS, PATTERNS, SHAPES, Style, render, sample_scene
 from ammpl.utils.errors import DataError
 from ammpl.utils.generated import ensure_generated
 from ammpl.utils.io import atomic_write_text, write_json
@@ -36,8 +42,10 @@ from ammpl.utils.io import atomic_write_text, write_json
 SPLIT_SIZES: tuple[tuple[str, int], ...] = (("train", 24), ("val", 6), ("test", 24))
 # Bumped whenever the pixels or splits of a dataset change (styles, world, sizes): a cached
 # folder from another version is rebuilt, so published numbers always meet the same images.
+# The colour datasets are at 2; a spec's own `version` says which version built it.
 GENERATOR_VERSION = 2
 VERSION_FILE = "mini_version.txt"
+MASK_DIR = "masks"  # object datasets: masks/<class>/<n>.png, white where the object is
 
 
 @dataclass(frozen=True)
@@ -56,6 +64,9 @@ class MiniDatasetSpec:
     classes: tuple[MiniClass, ...]
     style: Style
     seed: int
+    # Object datasets: drawn as photos (ammpl.mini.objects), with object masks beside the images.
+    photo: PhotoStyle | None = None
+    version: int = GENERATOR_VERSION
 
     @property
     def split_file(self) -> str:
@@ -68,6 +79,50 @@ def _class(name: str, **factors: str) -> MiniClass:
 
 MINI_COLOURS = ("red", "green", "blue", "yellow", "orange", "purple", "pink", "brown")
 SCENE_COLOURS = ("red", "blue", "yellow", "purple", "pink", "white")
+
+# ---------------------------------------------------------------- object datasets
+# The label is the object; colour, pattern, background, clutter, count, position and size
+# vary and do not matter. All are drawn under one light pretraining never showed.
+OBJECT_SHAPES: tuple[str, ...] = SHAPES
+OBJECT_LOOK = Style(cast=0.25, tint=(255, 200, 120), noise=6.0)
+OBJECT_PHOTO = PhotoStyle()
+_SHAPE_CLASSES = tuple(_class(shape, shape=shape) for shape in OBJECT_SHAPES)
+
+
+def _objects(name: str, folder: str, seed: int, photo: PhotoStyle) -> MiniDatasetSpec:
+    return MiniDatasetSpec(name, folder, _SHAPE_CLASSES, OBJECT_LOOK, seed, photo)
+
+
+OBJECT_DATASETS: tuple[MiniDatasetSpec, ...] = (
+    # The source of the domain-generalisation family (the ImageNet analogue) ...
+    _objects("MiniObjects", "mini_objects", 404, OBJECT_PHOTO),
+    # ... and its four targets, with its class names: a fresh draw of the same style,
+    _objects("MiniObjectsV2", "mini_objects_v2", 405, OBJECT_PHOTO),
+    # outline drawings on paper,
+    _objects("MiniObjectsSketch", "mini_objects_sketch", 406,
+             PhotoStyle(sketch=True, clutter=(0, 3))),
+    # hard photos: occluded, off-centre, smaller objects in heavy clutter,
+    _objects("MiniObjectsA", "mini_objects_a", 407,
+             PhotoStyle(clutter=(12, 24), occluders=(1, 2), radius=(9.0, 16.0), jitter=9.0)),
+    # other renditions: any colour, fills and canvases pretraining never showed.
+    _objects("MiniObjectsR", "mini_objects_r", 408,
+             PhotoStyle(palette="any", textures="new", backgrounds=("clutter",))),
+    # Fine-grained: the object and its pattern ("striped star"), 48 classes.
+    MiniDatasetSpec(
+        "MiniObjectPatterns",
+        "mini_objectpatterns",
+        tuple(
+            _class(f"{pattern} {shape}", shape=shape, pattern=pattern)
+            for shape in OBJECT_SHAPES
+            for pattern in PATTERNS
+        ),
+        OBJECT_LOOK,
+        409,
+        OBJECT_PHOTO,
+    ),
+)  # fmt: skip
+DG_SOURCE = "MiniObjects"
+DG_TARGETS: tuple[str, ...] = ("MiniObjectsV2", "MiniObjectsSketch", "MiniObjectsA", "MiniObjectsR")
 
 MINI_DATASETS: dict[str, MiniDatasetSpec] = {
     spec.name: spec
@@ -103,6 +158,7 @@ MINI_DATASETS: dict[str, MiniDatasetSpec] = {
             style=Style(cast=0.35, tint=(90, 255, 120), blur=1.0, noise=16.0, clutter=6),
             seed=303,
         ),
+        *OBJECT_DATASETS,
     )
 }
 
@@ -114,11 +170,21 @@ def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
     for label, cls in enumerate(spec.classes):
         class_dir = os.path.join(dataset_dir, "images", cls.folder)
         os.makedirs(class_dir, exist_ok=True)
+        mask_dir = os.path.join(dataset_dir, MASK_DIR, cls.folder)
+        if spec.photo is not None:
+            os.makedirs(mask_dir, exist_ok=True)
         index = 0
         for part, count in SPLIT_SIZES:
             for _ in range(count):
-                scene = sample_scene(rng, count="1", **cls.factors)
-                render(scene, rng, spec.style).save(os.path.join(class_dir, f"{index:04d}.png"))
+                if spec.photo is None:
+                    scene = sample_scene(rng, count="1", **cls.factors)
+                    image = render(scene, rng, spec.style)
+                else:
+                    image, mask = render_photo(
+                        sample_scene(rng, **cls.factors), rng, spec.photo, spec.style
+                    )
+                    Image.fromarray(mask).save(os.path.join(mask_dir, f"{index:04d}.png"))
+                image.save(os.path.join(class_dir, f"{index:04d}.png"))
                 split[part].append([f"{cls.folder}/{index:04d}.png", label, cls.name])
                 index += 1
     write_json(split, os.path.join(dataset_dir, spec.split_file))
@@ -126,7 +192,7 @@ def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
         os.path.join(dataset_dir, "classnames.txt"),
         "".join(f"{cls.folder} {cls.name}\n" for cls in spec.classes),
     )
-    atomic_write_text(os.path.join(dataset_dir, VERSION_FILE), f"{GENERATOR_VERSION}\n")
+    atomic_write_text(os.path.join(dataset_dir, VERSION_FILE), f"{spec.version}\n")
 
 
 def built_version(dataset_dir: str) -> int:
@@ -145,7 +211,7 @@ def _set_aside_if_stale(root: str, spec: MiniDatasetSpec) -> bool:
     dataset_dir = os.path.join(root, spec.folder)
     if not os.path.isfile(os.path.join(dataset_dir, spec.split_file)):
         return False
-    if built_version(dataset_dir) == GENERATOR_VERSION:
+    if built_version(dataset_dir) == spec.version:
         return False
     stale = tempfile.mkdtemp(prefix=f".{spec.folder}-stale-", dir=root)
     try:
@@ -160,7 +226,7 @@ def ensure_dataset(root: str, spec: MiniDatasetSpec) -> tuple[str, str]:
     """`<root>/<folder>`, generated first if absent or stale (atomically); and what happened:
     "built", "rebuilt (older generator)" or "kept".
 
-    A complete folder built by another GENERATOR_VERSION is replaced: it is generated data
+    A complete folder built by another version of its spec is replaced: it is generated data
     (never user data), and keeping it would pair this release's numbers with other images.
     """
     stale = _set_aside_if_stale(root, spec)

@@ -5,8 +5,15 @@
 Every step draws a fresh batch of captioned images from the world (no data set on disk),
 so the model sees each combination of factors in many phrasings. AdamW with linear warm-up
 and cosine decay, CLIP's symmetric InfoNCE loss with a learned temperature. The run is a
-pure function of `--seed`, the torch version and the thread count; the weights file is
-written atomically with a JSON record of how it was made beside it.
+pure function of its recipe (`--seed` and the options below), the torch version and the
+thread count; the weights file is written atomically with a JSON record of how it was made
+beside it.
+
+Recipe options (docs/MINI.md, "Pretraining for shapes"): `--loss truth` counts every
+caption of the batch that is true of an image as its positive; `--simple-share` and
+`--shape-only` mix in simple scenes and shape-only captions on a linear schedule; `--pool`
+re-uses pre-rendered scenes. A long run writes `<out>.state.pt` every `--state-minutes`
+and on SIGTERM / Ctrl-C; `--resume` continues it bit for bit.
 """
 
 from __future__ import annotations
@@ -14,9 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +37,8 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ammpl.clip.tokenizer import tokenize
 from ammpl.mini.model import build_mini_clip, pack_state
-from ammpl.mini.world import SHAPES, caption, render, sample_scene, to_tensor_batch
+from ammpl.mini.world import SHAPES, describe, render, sample_scene, to_tensor_batch
+from ammpl.utils.errors import AmmplError, CheckpointError, ConfigError
 from ammpl.utils.io import atomic_write, atomic_write_text
 
 _MEAN = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
@@ -38,14 +50,124 @@ def normalise(images: np.ndarray) -> torch.Tensor:
     return (torch.from_numpy(images) - _MEAN) / _STD
 
 
+SIMPLE_SCENE = {"count": "1", "size": "large", "pattern": "plain", "background": "dark"}
+# Scene factors a caption can name, in the order `scene_codes` encodes them.
+_FACTORS = ("shape", "colour", "pattern", "size", "count", "background")
+
+
+@dataclass
+class Batch:
+    """Rendered images (uint8, N×H×W×3), token ids, and which caption is true of which image."""
+
+    pixels: np.ndarray
+    tokens: np.ndarray
+    truth: np.ndarray  # (N, N) bool: caption j describes image i
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        images = self.pixels.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+        return normalise(np.ascontiguousarray(images)), torch.from_numpy(self.tokens)
+
+
+def caption_truth(scenes: Sequence, named: Sequence[dict[str, str]]) -> np.ndarray:
+    """(N, N) bool: caption j (naming the factors `named[j]`) is true of scene i."""
+    values = np.array([[str(getattr(s, f)) for f in _FACTORS] for s in scenes])
+    said = np.array([[n.get(f, "") for f in _FACTORS] for n in named])
+    agree = (said[None, :, :] == "") | (said[None, :, :] == values[:, None, :])
+    return agree.all(axis=2)
+
+
+def draw_batch(
+    rng: np.random.Generator, size: int, simple: float = 0.0, shape_only: float = 0.0
+) -> Batch:
+    """`size` fresh captioned images: a share `simple` of them one large plain object on the
+    dark background, a share `shape_only` of the captions naming only the shape.
+
+    With both shares 0 the draws are exactly those of the original recipe.
+    """
+    images, texts, scenes, named = [], [], [], []
+    for _ in range(size):
+        fixed = SIMPLE_SCENE if simple and rng.uniform() < simple else {}
+        scene = sample_scene(rng, **fixed)
+        images.append(np.asarray(render(scene, rng), dtype=np.uint8))
+        only = bool(shape_only) and bool(rng.uniform() < shape_only)
+        text, factors = describe(scene, rng, shape_only=only)
+        scenes.append(scene)
+        texts.append(text)
+        named.append(factors)
+    tokens = tokenize(texts).numpy()
+    return Batch(np.stack(images), tokens, caption_truth(scenes, named))
+
+
+@dataclass
+class ScenePool:
+    """Scenes rendered once (full-world and simple ones), re-used with fresh captions.
+
+    Rendering is about a quarter of a step's work; a pool renders each image once and every
+    step draws images from it, flips half of them and captions them anew. Chunk `k` of the
+    pool is drawn from the generator seeded (seed, k), so the pool is the same however many
+    processes render it.
+    """
+
+    scenes: list
+    pixels: np.ndarray
+    simple_scenes: list
+    simple_pixels: np.ndarray
+
+    CHUNK = 500
+
+    @classmethod
+    def render(cls, seed: int, size: int, with_simple: bool, workers: int = 0) -> ScenePool:
+        jobs = [(seed, k, fixed) for fixed in ((), tuple(SIMPLE_SCENE.items()))[: 1 + with_simple]
+                for k in range(math.ceil(size / cls.CHUNK))]  # fmt: skip
+        if workers:
+            import multiprocessing
+
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                chunks = pool.map(_render_chunk, jobs)
+        else:
+            chunks = [_render_chunk(job) for job in jobs]
+        half = len(chunks) // (1 + with_simple)
+
+        def join(part: list) -> tuple[list, np.ndarray]:
+            scenes = [scene for chunk in part for scene in chunk[0]][:size]
+            pixels = np.concatenate([chunk[1] for chunk in part])[:size]
+            return scenes, pixels
+
+        full, simple = join(chunks[:half]), join(chunks[half:]) if with_simple else ([], None)
+        return cls(full[0], full[1], simple[0], simple[1])
+
+    def draw(self, rng: np.random.Generator, size: int, simple: float, shape_only: float) -> Batch:
+        pixels, texts, scenes, named = [], [], [], []
+        for _ in range(size):
+            use_simple = bool(simple) and rng.uniform() < simple
+            source, images = (
+                (self.simple_scenes, self.simple_pixels)
+                if use_simple
+                else (self.scenes, self.pixels)
+            )
+            index = int(rng.integers(len(source)))
+            image = images[index]
+            pixels.append(image[:, ::-1] if rng.uniform() < 0.5 else image)
+            only = bool(shape_only) and bool(rng.uniform() < shape_only)
+            text, factors = describe(source[index], rng, shape_only=only)
+            scenes.append(source[index])
+            texts.append(text)
+            named.append(factors)
+        tokens = tokenize(texts).numpy()
+        return Batch(np.stack(pixels), tokens, caption_truth(scenes, named))
+
+
+def _render_chunk(job: tuple[int, int, tuple]) -> tuple[list, np.ndarray]:
+    seed, k, fixed = job
+    rng = np.random.default_rng([seed, int(bool(fixed)), k])
+    scenes = [sample_scene(rng, **dict(fixed)) for _ in range(ScenePool.CHUNK)]
+    pixels = np.stack([np.asarray(render(scene, rng), dtype=np.uint8) for scene in scenes])
+    return scenes, pixels
+
+
 def sample_batch(rng: np.random.Generator, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """`size` fresh images (normalised) and their captions (token ids)."""
-    images, captions = [], []
-    for _ in range(size):
-        scene = sample_scene(rng)
-        images.append(render(scene, rng))
-        captions.append(caption(scene, rng))
-    return normalise(to_tensor_batch(images)), tokenize(captions)
+    return draw_batch(rng, size).tensors()
 
 
 def encode_text_prefix(model: torch.nn.Module, texts: torch.Tensor) -> torch.Tensor:
@@ -63,13 +185,29 @@ def encode_text_prefix(model: torch.nn.Module, texts: torch.Tensor) -> torch.Ten
     return x @ model.text_projection
 
 
-def contrastive_loss(model: torch.nn.Module, images: torch.Tensor, texts: torch.Tensor):
-    """CLIP's symmetric cross-entropy over the batch's image–caption similarities."""
+def contrastive_loss(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    texts: torch.Tensor,
+    truth: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """CLIP's symmetric cross-entropy over the batch's image–caption similarities.
+
+    Without `truth` each image's own caption is its only positive (CLIP). With it, every
+    caption true of an image is a positive, with equal target weight (UniCL's targets): in
+    this world "a photo of a star." describes every star of the batch, and CLIP's loss would
+    push all but one of them away from it.
+    """
     image_features = F.normalize(model.encode_image(images), dim=-1)
     text_features = F.normalize(encode_text_prefix(model, texts), dim=-1)
     logits = model.logit_scale.exp() * image_features @ text_features.t()
-    target = torch.arange(len(images))
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+    if truth is None:
+        target = torch.arange(len(images))
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+    positives = truth.float()
+    image_target = positives / positives.sum(dim=1, keepdim=True)
+    text_target = positives.t() / positives.t().sum(dim=1, keepdim=True)
+    return (F.cross_entropy(logits, image_target) + F.cross_entropy(logits.t(), text_target)) / 2
 
 
 @torch.no_grad()
@@ -111,8 +249,127 @@ def learning_rate(step: int, steps: int, base_lr: float, warmup: int) -> float:
     return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides the weights a run produces (with the torch version and threads).
+
+    `simple` and `shape_only` are (share at the first step, share at the last step), linear
+    in between: a curriculum over simple scenes and shape-only captions.
+    """
+
+    steps: int = 900
+    batch_size: int = 96
+    lr: float = 2e-3
+    weight_decay: float = 0.1
+    seed: int = 0
+    warmup: int = 100
+    loss: str = "clip"  # "clip" | "truth" (every caption true of an image is a positive)
+    simple: tuple[float, float] = (0.0, 0.0)
+    shape_only: tuple[float, float] = (0.0, 0.0)
+    pool: int = 0  # > 0: images come from a pool of this many pre-rendered scenes (per kind)
+
+    def shares(self, step: int) -> tuple[float, float]:
+        """(simple, shape_only) at `step`."""
+        t = step / max(1, self.steps - 1)
+        return tuple(start + (end - start) * t for start, end in (self.simple, self.shape_only))
+
+
+LOSSES = ("clip", "truth")
+
+
+def _next_batch(
+    recipe: Recipe, rng: np.random.Generator, step: int, pool: ScenePool | None
+) -> Batch:
+    simple, shape_only = recipe.shares(step)
+    if pool is not None:
+        return pool.draw(rng, recipe.batch_size, simple, shape_only)
+    return draw_batch(rng, recipe.batch_size, simple, shape_only)
+
+
+def _render_worker(
+    recipe: Recipe, rng_state: dict, first_step: int, pool: ScenePool | None, queue
+) -> None:
+    """Draw the run's batches in order into `queue`, each with the RNG state after it."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the training process decides
+    torch.set_num_threads(1)
+    rng = np.random.default_rng()
+    rng.bit_generator.state = rng_state
+    for step in range(first_step, recipe.steps):
+        batch = _next_batch(recipe, rng, step, pool)
+        queue.put((batch, rng.bit_generator.state))
+
+
+class BatchStream:
+    """The run's batches, drawn here or by a render process that works one batch ahead.
+
+    Both give the same batches: the process owns a copy of the generator, and every batch
+    comes with the generator state after it, which is what a checkpoint stores.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        rng_state: dict,
+        first_step: int,
+        workers: int = 0,
+        pool: ScenePool | None = None,
+    ):
+        self.recipe, self.step, self.pool = recipe, first_step, pool
+        self.rng_state = rng_state
+        self.process = None
+        if workers:
+            import multiprocessing
+
+            context = multiprocessing.get_context("fork")
+            self.queue = context.Queue(maxsize=2 * workers)
+            self.process = context.Process(
+                target=_render_worker,
+                args=(recipe, rng_state, first_step, pool, self.queue),
+                daemon=True,
+            )
+            self.process.start()
+        else:
+            self.rng = np.random.default_rng()
+            self.rng.bit_generator.state = rng_state
+
+    def next(self) -> Batch:
+        if self.process is not None:
+            batch, self.rng_state = self._receive()
+        else:
+            batch = _next_batch(self.recipe, self.rng, self.step, self.pool)
+            self.rng_state = self.rng.bit_generator.state
+        self.step += 1
+        return batch
+
+    POLL_SECONDS = 10.0  # how often a waiting training step checks that the process lives
+
+    def _receive(self) -> tuple:
+        import queue
+
+        while True:
+            try:
+                return self.queue.get(timeout=self.POLL_SECONDS)
+            except queue.Empty:
+                if not self.process.is_alive():
+                    raise AmmplError(
+                        "the render process of the pretraining run stopped "
+                        f"(exit code {self.process.exitcode}); continue with --resume"
+                    ) from None
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.join()
+            self.process = None
+
+
+def state_path(out: Path) -> Path:
+    """Where a run writing `out` keeps its resumable state."""
+    return out.with_suffix(".state.pt")
+
+
 def pretrain(
-    steps: int,
+    steps: int = 900,
     batch_size: int = 96,
     lr: float = 2e-3,
     weight_decay: float = 0.1,
@@ -122,34 +379,163 @@ def pretrain(
     log=print,
     checkpoint_every: int = 0,
     on_checkpoint=None,
+    recipe: Recipe | None = None,
+    state_file: Path | None = None,
+    state_seconds: float = 300.0,
+    resume: bool = False,
+    stop_after: int | None = None,
+    workers: int = 0,
 ) -> tuple[torch.nn.Module, list[float]]:
-    """Train a fresh mini CLIP; returns it (eval mode) and the loss of every step."""
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = build_mini_clip(seed)
+    """Train a fresh mini CLIP; returns it (eval mode) and the loss of every step.
+
+    `recipe` replaces the first six arguments. With `state_file` the run writes its whole
+    state (weights, optimiser, generator, losses) there every `state_seconds` and when it
+    stops; `resume` continues from that file exactly as if the run had not stopped.
+    `stop_after` ends this call after that many steps (state written); `workers` processes
+    render the pool, and one of them draws the batches ahead of the training step.
+    """
+    recipe = recipe or Recipe(steps, batch_size, lr, weight_decay, seed, warmup)
+    if recipe.loss not in LOSSES:
+        raise ConfigError(f"unknown pretraining loss {recipe.loss!r}; choose from {LOSSES}")
+    torch.manual_seed(recipe.seed)
+    model = build_mini_clip(recipe.seed)
     model.train()
-    optimizer = torch.optim.AdamW(_parameter_groups(model, weight_decay), lr=lr, betas=(0.9, 0.98))
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98)
+    )
     losses: list[float] = []
-    start = time.time()
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, min(warmup, steps))
-        images, texts = sample_batch(rng, batch_size)
-        loss = contrastive_loss(model, images, texts)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
-        losses.append(float(loss.detach()))
-        if on_checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
-            on_checkpoint(model, step + 1)
-            model.train()
-        if log_every and ((step + 1) % log_every == 0 or step + 1 == steps):
-            recent = float(np.mean(losses[-log_every:]))
-            log(f"step {step + 1}/{steps}  loss {recent:.4f}  {time.time() - start:.0f} s")
+    first_step, seconds_before = 0, 0.0
+    rng_state = np.random.default_rng(recipe.seed).bit_generator.state
+    if resume:
+        saved = load_state(state_file, recipe)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        torch.set_rng_state(saved["torch_rng"])
+        rng_state, losses = saved["rng"], list(saved["losses"])
+        first_step, seconds_before = saved["step"], saved["seconds"]
+        log(f"resumed at step {first_step}/{recipe.steps} from {state_file}")
+    pool = None
+    if recipe.pool:
+        started = time.time()
+        with_simple = max(recipe.simple) > 0
+        pool = ScenePool.render(recipe.seed, recipe.pool, with_simple, workers)
+        log(f"rendered a pool of {recipe.pool} scenes per kind in {time.time() - started:.0f} s")
+    stream = BatchStream(recipe, rng_state, first_step, workers, pool)
+    start = time.time() - seconds_before
+    last_save = time.time()
+
+    def save(step: int) -> None:
+        if state_file is not None:
+            save_state(
+                state_file, recipe, step, model, optimizer, stream.rng_state, losses,
+                time.time() - start,
+            )  # fmt: skip
+
+    last = recipe.steps if stop_after is None else min(recipe.steps, first_step + stop_after)
+    done = first_step
+    try:
+        with _stop_requests(state_file is not None) as stop:
+            for step in range(first_step, last):
+                losses.append(_train_step(model, optimizer, recipe, step, stream.next()))
+                done = step + 1
+                if on_checkpoint is not None and checkpoint_every and done % checkpoint_every == 0:
+                    on_checkpoint(model, done)
+                    model.train()
+                if state_file is not None and time.time() - last_save >= state_seconds:
+                    save(done)
+                    last_save = time.time()
+                if log_every and (done % log_every == 0 or done == recipe.steps):
+                    recent = float(np.mean(losses[-log_every:]))
+                    seconds = time.time() - start
+                    log(f"step {done}/{recipe.steps}  loss {recent:.4f}  {seconds:.0f} s")
+                if stop:
+                    log(f"stopped at step {done}/{recipe.steps}; continue with --resume")
+                    break
+    finally:
+        stream.close()
+    if done > first_step or not resume:
+        save(done)
     model.eval()
     return model, losses
+
+
+def _train_step(
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe, step: int, batch
+) -> float:
+    """One AdamW step on `batch` at the schedule's learning rate; the loss."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(step, recipe.steps, recipe.lr, min(recipe.warmup, recipe.steps))
+    images, texts = batch.tensors()
+    truth = torch.from_numpy(batch.truth) if recipe.loss == "truth" else None
+    loss = contrastive_loss(model, images, texts, truth)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    with torch.no_grad():
+        model.logit_scale.clamp_(0, math.log(100))
+    return float(loss.detach())
+
+
+@contextmanager
+def _stop_requests(enabled: bool):
+    """A list that becomes non-empty on SIGTERM or Ctrl-C: the run finishes its step, writes
+    its state and stops, so an interrupted run loses nothing."""
+    requests: list[int] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = [signal.signal(number, lambda n, _: requests.append(n)) for number in signals]
+    try:
+        yield requests
+    finally:
+        for number, handler in zip(signals, previous, strict=True):
+            signal.signal(number, handler)
+
+
+def save_state(
+    path: Path,
+    recipe: Recipe,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    rng_state: dict,
+    losses: list[float],
+    seconds: float,
+) -> None:
+    """Everything `--resume` needs to continue the run bit for bit (written atomically)."""
+    state = {
+        "recipe": asdict(recipe),
+        "step": step,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng": rng_state,
+        "torch_rng": torch.get_rng_state(),
+        "losses": losses,
+        "seconds": seconds,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    with atomic_write(path) as handle:
+        torch.save(state, handle)
+
+
+def load_state(path: Path | None, recipe: Recipe) -> dict:
+    """The saved state of a run with this recipe; a one-line error when it cannot resume."""
+    if path is None or not Path(path).is_file():
+        raise CheckpointError(
+            f"no pretraining state at {path} to resume; start the run without --resume"
+        )
+    saved = torch.load(path, map_location="cpu", weights_only=False)
+    mine = json.loads(json.dumps(asdict(recipe)))
+    theirs = json.loads(json.dumps(saved["recipe"]))
+    if mine != theirs:
+        changed = sorted(k for k in mine if mine[k] != theirs.get(k))
+        raise CheckpointError(
+            f"{path} was written by a run with other settings ({', '.join(changed)}); "
+            "resume with the same options or write to another --out"
+        )
+    return saved
 
 
 def save_weights(model: torch.nn.Module, out: Path, record: dict) -> None:
@@ -159,6 +545,14 @@ def save_weights(model: torch.nn.Module, out: Path, record: dict) -> None:
     atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
 
 
+def _shares(text: str) -> tuple[float, float]:
+    """ "0.5" → (0.5, 0.5); "1:0.2" → (1.0, 0.2)."""
+    parts = [float(part) for part in text.split(":")]
+    if len(parts) not in (1, 2) or not all(0 <= part <= 1 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected SHARE or START:END in [0, 1], got {text!r}")
+    return (parts[0], parts[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ammpl.mini.pretrain", description=__doc__)
     parser.add_argument("--steps", type=int, default=900)
@@ -166,12 +560,60 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--weight-decay", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default="clip",
+        help="clip: each image's own caption is its only positive; truth: every caption of "
+        "the batch that is true of the image is a positive",
+    )
+    parser.add_argument(
+        "--simple-share",
+        type=_shares,
+        default=(0.0, 0.0),
+        metavar="START[:END]",
+        help="share of simple scenes (one large plain object on dark), linear from START to END",
+    )
+    parser.add_argument(
+        "--shape-only",
+        type=_shares,
+        default=(0.0, 0.0),
+        metavar="START[:END]",
+        help="share of captions that name only the shape, linear from START to END",
+    )
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        help="render this many scenes (and as many simple ones) once and re-use them with "
+        "fresh captions and flips; 0: render every batch afresh",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes that render the pool; with any, batches are drawn in a second process",
+    )
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--out", type=Path, required=True, help="weights file to write")
     parser.add_argument(
         "--checkpoint-every", type=int, default=0, help="also write <out>.step<N>.pt every N steps"
     )
+    parser.add_argument(
+        "--state-minutes",
+        type=float,
+        default=5.0,
+        help="write the resumable state <out>.state.pt this often (and at the end)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="continue the run from <out>.state.pt"
+    )
     args = parser.parse_args(argv)
+    recipe = Recipe(
+        args.steps, args.batch_size, args.lr, args.weight_decay, args.seed, args.warmup,
+        args.loss, args.simple_share, args.shape_only, args.pool,
+    )  # fmt: skip
 
     def checkpoint(model: torch.nn.Module, step: int) -> None:
         model.eval()
@@ -181,24 +623,29 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     start = time.time()
-    model, losses = pretrain(
-        args.steps,
-        args.batch_size,
-        args.lr,
-        args.weight_decay,
-        args.seed,
-        log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every,
-        on_checkpoint=checkpoint,
-    )
+    try:
+        model, losses = pretrain(
+            recipe=recipe,
+            log_every=args.log_every,
+            checkpoint_every=args.checkpoint_every,
+            on_checkpoint=checkpoint,
+            state_file=state_path(args.out),
+            state_seconds=args.state_minutes * 60,
+            resume=args.resume,
+            workers=args.workers,
+        )
+    except AmmplError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if len(losses) < recipe.steps:
+        return 130  # stopped by a signal; the state is written
     probe = shape_probe(model)
     seconds = time.time() - start
+    if args.resume:  # the whole run's time, over every invocation
+        saved = torch.load(state_path(args.out), map_location="cpu", weights_only=False)
+        seconds = saved["seconds"]
     record = {
-        "steps": args.steps,
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "weight_decay": args.weight_decay,
-        "seed": args.seed,
+        **asdict(recipe),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "seconds": round(seconds, 1),

@@ -1,9 +1,13 @@
 """What a mini CLIP knows: zero-shot accuracy per world factor on pretraining-style images.
 
-    python -m ammpl.mini.probe [WEIGHTS]      (default: the committed `mini` weights)
+    python -m ammpl.mini.probe [WEIGHTS] [--per-value N]   (default: the committed weights)
 
-For each factor (colour, pattern, background, shape, size) it draws 12 images per value,
-varying every other factor, and names the value with one prompt; chance is 1 / values.
+WEIGHTS may also be the resumable state of a pretraining run (`<out>.state.pt`), to watch
+a run while it goes on.
+
+For each factor (colour, pattern, background, shape, size) it draws N images per value
+(default 12), varying every other factor, and names the value with one prompt; chance is
+1 / values.
 """
 
 from __future__ import annotations
@@ -51,14 +55,31 @@ def factor_accuracies(model: torch.nn.Module, per_value: int = 12, seed: int = 5
     return results
 
 
+def model_of_state(path: str) -> torch.nn.Module:
+    """The model of a running pretraining's resumable state (`<out>.state.pt`), eval mode."""
+    from ammpl.mini.model import build_mini_clip
+
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    model = build_mini_clip()
+    model.load_state_dict(state["model"])
+    print(f"{path}: step {state['step']} of {state['recipe']['steps']}")
+    return model.eval()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ammpl.mini.probe", description=__doc__)
     parser.add_argument("weights", nargs="?", default=None, help="a mini weights file")
+    parser.add_argument("--per-value", type=int, default=12, help="images per factor value")
+    parser.add_argument("--seed", type=int, default=5, help="seed of the probe images")
     args = parser.parse_args(argv)
-    from ammpl.clip.backbones import load_backbone
+    if args.weights and args.weights.endswith(".state.pt"):
+        model = model_of_state(args.weights)
+    else:
+        from ammpl.clip.backbones import load_backbone
 
-    model = load_backbone("mini", path=args.weights)
-    for factor, (accuracy, chance) in factor_accuracies(model).items():
+        model = load_backbone("mini", path=args.weights)
+    results = factor_accuracies(model, per_value=args.per_value, seed=args.seed)
+    for factor, (accuracy, chance) in results.items():
         print(f"{factor:<11} {accuracy:5.1f} %  (chance {chance:.1f} %)")
     return 0
 

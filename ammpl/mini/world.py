@@ -117,7 +117,18 @@ def sample_scene(rng: np.random.Generator, **fixed: str) -> Scene:
 
 def caption(scene: Scene, rng: np.random.Generator) -> str:
     """A caption naming a random subset of the scene's factors (at least one)."""
-    while True:
+    return describe(scene, rng)[0]
+
+
+def describe(
+    scene: Scene, rng: np.random.Generator, shape_only: bool = False
+) -> tuple[str, dict[str, str]]:
+    """A caption and the factors it names ({factor: value}; the count is always named).
+
+    `shape_only` names the shape and nothing else ("itap of a star."). What a caption names
+    decides which other images of a batch it is also true of (`ammpl.mini.pretrain`).
+    """
+    while not shape_only:
         named = {
             "shape": rng.uniform() < 0.85,
             "colour": rng.uniform() < 0.6,
@@ -127,6 +138,9 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
         }
         if any(named.values()):
             break
+    else:
+        named = {"shape": True, "colour": False, "pattern": False, "size": False}
+        named["background"] = False
     words = []
     if named["size"]:
         words.append(scene.size)
@@ -144,7 +158,9 @@ def caption(scene: Scene, rng: np.random.Generator) -> str:
     phrase = " ".join(words)
     if named["background"]:
         phrase += f" on {scene.background}"
-    return frame.format(phrase)
+    factors = {name: str(getattr(scene, name)) for name, on in named.items() if on}
+    factors["count"] = str(scene.count)
+    return frame.format(phrase), factors
 
 
 def vocabulary_words() -> list[str]:
@@ -239,6 +255,8 @@ def _background(name: str, rng: np.random.Generator) -> np.ndarray:
     elif name == "wood":
         grain = np.sin(np.arange(size)[:, None, None] * rng.uniform(0.6, 1.2)) * 18
         base = np.array([150.0, 100.0, 55.0]) + grain + 8 * noise
+    elif name == "paper":
+        base = np.array([238.0, 235.0, 226.0]) + rng.uniform(-10, 10) + 4 * noise
     elif name == "clutter":
         grey = rng.uniform(70, 180) + rng.uniform(-20, 20, size=3)
         base = grey + 15 * noise
@@ -323,6 +341,11 @@ def render(scene: Scene, rng: np.random.Generator, style: Style = PRETRAIN_STYLE
             pixels[inner] = 0.5 * texture[inner] + 0.5 * 235.0
         else:
             pixels[mask] = texture[mask]
+    return finish(pixels, style, rng)
+
+
+def finish(pixels: np.ndarray, style: Style, rng: np.random.Generator) -> Image.Image:
+    """The style's whole-image effects (contrast, light, noise, blur) on a composed scene."""
     if style.contrast != 1.0:
         pixels = pixels.mean() + (pixels - pixels.mean()) * style.contrast
     if style.cast:

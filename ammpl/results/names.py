@@ -30,6 +30,12 @@ DATASET_DISPLAY = {
     "mini_colors": "MiniColors",
     "mini_colorpatterns": "MiniColorPatterns",
     "mini_scenes": "MiniScenes",
+    "mini_objects": "MiniObjects",
+    "mini_objects_v2": "MiniObjectsV2",
+    "mini_objects_sketch": "MiniObjectsSketch",
+    "mini_objects_a": "MiniObjectsA",
+    "mini_objects_r": "MiniObjectsR",
+    "mini_objectpatterns": "MiniObjectPatterns",
 }
 DATASET_ORDER = tuple(DATASET_DISPLAY)  # the AMMPL paper's 9 first, then the others
 # cfg.DATASET.NAME (the registered reader) → dataset-config stem
@@ -53,6 +59,12 @@ DATASET_STEM_BY_NAME = {
     "MiniColors": "mini_colors",
     "MiniColorPatterns": "mini_colorpatterns",
     "MiniScenes": "mini_scenes",
+    "MiniObjects": "mini_objects",
+    "MiniObjectsV2": "mini_objects_v2",
+    "MiniObjectsSketch": "mini_objects_sketch",
+    "MiniObjectsA": "mini_objects_a",
+    "MiniObjectsR": "mini_objects_r",
+    "MiniObjectPatterns": "mini_objectpatterns",
 }
 METHOD_ORDER = ("ZS-CLIP", "CoOp", "CoCoOp", "IVLP", "DLP", "VPT", "MaPLe", "VP", "DPT", "AMMPL")
 METHOD_ORDER += ("KgCoOp", "PromptSRC")

@@ -32,6 +32,12 @@ CUSTOM_TEMPLATES: dict[str, str] = {
     "MiniColors": "a photo of a {}.",
     "MiniColorPatterns": "a photo of a {}.",
     "MiniScenes": "a photo of a {}.",
+    "MiniObjects": "a photo of a {}.",
+    "MiniObjectsV2": "a photo of a {}.",
+    "MiniObjectsSketch": "a photo of a {}.",
+    "MiniObjectsA": "a photo of a {}.",
+    "MiniObjectsR": "a photo of a {}.",
+    "MiniObjectPatterns": "a photo of a {}.",
 }
 
 DEFAULT_TEMPLATE = "a photo of a {}."
