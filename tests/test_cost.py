@@ -243,3 +243,18 @@ def test_ammpl_blocks_of_pairs_bound_memory_and_add_a_forward():
     blocks = run_cost(entry, budget=40, **common)
     assert one_block.peak_bytes == 2.0 * 80 and blocks.peak_bytes == 2.0 * 40
     assert one_block.flops == 8.0 * 80 and blocks.flops == 8.0 * 80 * 1.5
+
+
+def test_paper_costs_prints_each_part_and_the_total(monkeypatch, capsys):
+    from ammpl.sweep import paper_costs
+
+    monkeypatch.setattr(paper_costs, "PAPER_PARTS", (("Table 1", "base2new", ("ammpl",)),))
+    assert paper_costs.paper_costs(["--utilisation", "0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "989 TFLOP/s × 0.5 utilisation" in out
+    table = [line for line in out.splitlines() if line.startswith("| Table 1")]
+    total = [line for line in out.splitlines() if line.startswith("| all of the above")]
+    assert len(table) == 1 and len(total) == 1
+    runs = int(table[0].split("|")[3])
+    assert runs == 9 * 3 * 2  # 9 datasets × 3 seeds × (train base, test new)
+    assert float(total[0].split("|")[5]) > 0
