@@ -107,3 +107,18 @@ def test_a_dtype_mismatch_is_caught(monkeypatch):
 def test_the_same_forward_unplanted_passes():
     (result,) = check_trainer(PLANT_CASE, ("fp32",), blocks=BLOCKS)
     assert result.problem is None, result.describe()
+
+
+def test_cut_towers_keep_every_method_part_running():
+    """On towers cut to BLOCKS blocks, MMA's adapters sit on every kept block and CoPrompt
+    has (placeholder) class descriptions, so their training forwards run in full."""
+    from ammpl.trainers.fake_device import FAKE_CUDA, build_trainer, fake_mode
+
+    with fake_mode() as mode:
+        mma = build_trainer(TrainerCase("MMA", "MMA/vit_b16_ep5.yaml"), "fp32", FAKE_CUDA, mode,
+                            blocks=2)  # fmt: skip
+        coprompt = build_trainer(
+            TrainerCase("CoPrompt", "CoPrompt/coprompt.yaml"), "fp32", FAKE_CUDA, mode, blocks=2
+        )
+    assert list(mma.model.adapter_learner.layers) == [1, 2]
+    assert tuple(coprompt.model.description_features.shape[:2]) == (2, 3)

@@ -32,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import json
 import os
+import tempfile
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -64,6 +66,13 @@ FLOAT_READ_VALUE = 1.0  # what `.item()` of a float fake tensor of unknown value
 KNOWN_MAX_NUMEL = 1 << 16  # values are kept for tensors up to this size
 # Trainers with no config folder of their own run on this config (zero-shot CLIP).
 DEFAULT_CONFIG = "CoOp/vit_b16.yaml"
+# Options that fit a config's block numbers to towers cut to their first blocks
+# (`blocks`): TCP's class tokens enter text block LAYER (8 in its config); MMA's adapters
+# start at block ADAPTER_START (5): from block 1 they run on every kept block.
+SHALLOW_OPTS = {
+    "TCP": ("TRAINER.TCP.LAYER", "1"),
+    "MMA": ("TRAINER.MMADAPTER.ADAPTER_START", "1"),
+}
 # Notices that only say the device is fake (a data pointer read for a cache key, no CUDA
 # for the GradScaler), silenced inside fake_mode().
 FAKE_WARNINGS = (".*data pointer of FakeTensor", ".*GradScaler is enabled, but CUDA")
@@ -396,6 +405,8 @@ def build_trainer(
     from ammpl.engine import TRAINER_REGISTRY
     from ammpl.engine.trainer import TrainerBase
 
+    if blocks is not None:
+        opts = (*SHALLOW_OPTS.get(case.trainer, ()), *opts)
     cfg = load_case_cfg(case, opts)
     node = trainer_cfg_node(case.trainer)
     if node is not None and "PREC" in cfg.TRAINER[node]:
@@ -420,8 +431,26 @@ def build_trainer(
         contextlib.redirect_stdout(open(os.devnull, "w")),  # noqa: SIM115  (build chatter)
     ):
         trainer.build_model()
+        if hasattr(trainer, "load_class_descriptions"):
+            placeholder_descriptions(trainer, classnames)
     trainer.autocast = lambda: autocast_on(device, trainer.precision)
     return trainer
+
+
+def placeholder_descriptions(trainer, classnames: list[str]) -> None:
+    """Class descriptions (CoPrompt's, which users supply) written to a temporary file
+    and loaded by the trainer's own `load_class_descriptions`, as before training."""
+    node = trainer.cfg.TRAINER[trainer_cfg_node(type(trainer).__name__)]
+    texts = {name: [f"a photo of a {name}.", f"a picture of the {name}."] for name in classnames}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "descriptions.json")
+        with open(path, "w") as file:
+            json.dump(texts, file)
+        previous, node.DESCRIPTIONS = node.DESCRIPTIONS, path
+        try:
+            trainer.load_class_descriptions()
+        finally:
+            node.DESCRIPTIONS = previous
 
 
 def fake_batch(trainer, batch_size: int, device: torch.device, known: KnownValues):
@@ -432,6 +461,13 @@ def fake_batch(trainer, batch_size: int, device: torch.device, known: KnownValue
     labels = torch.empty(batch_size, dtype=torch.long, device=device)
     known.remember(labels, labels_real)
     return images, labels
+
+
+def training_inputs(trainer, images: torch.Tensor, labels: torch.Tensor) -> tuple:
+    """`compute_loss`'s inputs from a batch, by the trainer's own `parse_batch_train`
+    (CoPrompt pairs two views of each image)."""
+    parsed = trainer.parse_batch_train({"img": images, "label": labels})
+    return parsed[0], parsed[1]
 
 
 # -- the placement and dtype check ---------------------------------------------------------
@@ -518,8 +554,9 @@ def _record(result: CheckResult, error: BaseException, prefix: str = "") -> None
 def _run_forwards(trainer, images, labels, device: torch.device) -> None:
     if getattr(type(trainer), "LEARNS", True):
         trainer.set_model_mode("train")
+        train_images, train_labels = training_inputs(trainer, images, labels)
         with trainer.autocast():
-            loss, output, _ = trainer.compute_loss(images, labels)
+            loss, output, _ = trainer.compute_loss(train_images, train_labels)
         _expect(loss, "the training loss", device)
         if output.device.type != device.type:
             raise AssertionError(f"the training logits are on {output.device}")

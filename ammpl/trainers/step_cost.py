@@ -39,6 +39,7 @@ from ammpl.trainers.fake_device import (
     fake_batch,
     fake_mode,
     set_precision,
+    training_inputs,
 )
 
 
@@ -115,11 +116,12 @@ def _quiet() -> Iterator[None]:
 
 def _train_point(trainer, batch: int, cpu: torch.device, known) -> tuple[int, int]:
     images, labels = fake_batch(trainer, batch, cpu, known)
+    inputs = training_inputs(trainer, images, labels)
 
     def step() -> None:
         trainer.set_model_mode("train")
         with trainer.autocast():
-            loss, _, _ = trainer.compute_loss(images, labels)
+            loss, _, _ = trainer.compute_loss(*inputs)
         trainer.backward_and_update(loss)
 
     tracker = MemoryTracker()
