@@ -326,17 +326,38 @@ def load_case_cfg(case: TrainerCase, opts: tuple[str, ...] = ()):
     return cfg
 
 
-def model_key(cfg, trainer: str) -> tuple:
-    """What the built model depends on: configs that differ only in schedules, data or
-    loaders build the same model and are checked once."""
+def model_key(cfg, trainer: str, blocks: int | None = None) -> tuple:
+    """What the built model's code path depends on: configs that differ only in schedules,
+    data, loaders or PREC (each check sets it) are checked once. With towers cut to
+    `blocks` blocks, sizes above `blocks` (context lengths, prompt depths, adapter
+    ranges) run the same code as `blocks + 1`, so they count as one."""
     node = trainer_cfg_node(trainer)
+    settings = cfg.TRAINER if node is None else cfg.TRAINER.get(node)
+    method = {key: value for key, value in settings.items() if key != "PREC"}
+    backbone: tuple = (cfg.MODEL.BACKBONE.NAME, tuple(cfg.INPUT.SIZE))
+    if blocks is not None:
+        method = {key: _size_bucket(value, blocks) for key, value in method.items()}
+        backbone = (tower_kind(cfg.MODEL.BACKBONE.NAME),)
     return (
         trainer,
-        cfg.MODEL.BACKBONE.NAME,
-        tuple(cfg.INPUT.SIZE),
+        *backbone,
         cfg.DATASET.NAME,
-        str(cfg.TRAINER) if node is None else str(cfg.TRAINER.get(node)) + str(cfg.TRAINER.COOP),
+        str(method) + ("" if node is None else str(cfg.TRAINER.COOP)),
     )
+
+
+def tower_kind(backbone: str) -> str:
+    """ "resnet" or "vit": the image tower's code (every ViT, `mini` included, runs the
+    same blocks; widths, patch sizes and resolutions do not change the code path)."""
+    from ammpl.clip.backbones import get_backbone_spec
+
+    return "resnet" if get_backbone_spec(backbone).arch.upper().startswith("RN") else "vit"
+
+
+def _size_bucket(value, blocks: int):
+    if isinstance(value, int) and not isinstance(value, bool) and value > blocks:
+        return f">{blocks}"
+    return value
 
 
 def trainer_cfg_node(trainer: str) -> str | None:
@@ -359,6 +380,10 @@ def _meta_backbone(name: str, blocks: int | None) -> nn.Module:
             if tower is not None and len(tower.resblocks) > blocks:
                 tower.resblocks = tower.resblocks[:blocks]
                 tower.layers = blocks
+        for stage in ("layer1", "layer2", "layer3", "layer4"):  # a ResNet image tower
+            layers = getattr(model.visual, stage, None)
+            if isinstance(layers, nn.Sequential) and len(layers) > blocks:
+                setattr(model.visual, stage, layers[:blocks])
     return model
 
 
@@ -370,9 +395,10 @@ def random_backbone(
 ) -> nn.Module:
     """The backbone's architecture at full size as fake tensors on `device` (default the
     CPU, where `load_backbone` leaves it): fp32, frozen, eval mode, nothing downloaded.
-    `blocks` keeps only the first blocks of each transformer tower (widths, resolution and
-    token counts unchanged): every block runs the same code, so a placement or dtype
-    problem shows in the first few as in all twelve, at a fraction of the time."""
+    `blocks` keeps only the first blocks of each transformer tower and of each ResNet
+    stage (widths, resolution and token counts unchanged): every block runs the same
+    code, so a placement or dtype problem shows in the first few as in all of them, at a
+    fraction of the time."""
     meta = _meta_backbone(name, blocks)
     device = torch.device("cpu") if device is None else device
     memo: dict[int, torch.Tensor] = {}
