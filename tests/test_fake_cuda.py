@@ -23,6 +23,7 @@ import torch
 
 from ammpl.engine.precision import PRECISIONS
 from ammpl.trainers.fake_device import (
+    SHALLOW_OPTS,
     TrainerCase,
     check_trainer,
     config_folders,
@@ -36,7 +37,12 @@ from ammpl.trainers.fake_device import (
 def _unique_cases() -> list[TrainerCase]:
     """One case per model_key; of equal ones, the first on PREFERRED_BACKBONES (then a
     paper backbone before `mini`)."""
-    cfgs = {case: load_case_cfg(case) for case in trainer_cases()}
+
+    def cfg(case: TrainerCase):
+        shallow = SHALLOW_OPTS.get(case.trainer, ()) if BLOCKS is not None else ()
+        return load_case_cfg(case, shallow)  # the options the check applies
+
+    cfgs = {case: cfg(case) for case in trainer_cases()}
 
     def preference(case: TrainerCase) -> tuple[bool, bool]:
         name = cfgs[case].MODEL.BACKBONE.NAME

@@ -355,8 +355,13 @@ def tower_kind(backbone: str) -> str:
 
 
 def _size_bucket(value, blocks: int):
-    if isinstance(value, int) and not isinstance(value, bool) and value > blocks:
+    """Integers above `blocks` as one; floats (weights, scales, rates) as their sign."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value > blocks:
         return f">{blocks}"
+    if isinstance(value, float):
+        return f"float{(value > 0) - (value < 0):+d}"
     return value
 
 
@@ -489,6 +494,15 @@ def fake_batch(trainer, batch_size: int, device: torch.device, known: KnownValue
     return images, labels
 
 
+def own_step_forward(trainer) -> bool:
+    """Whether the trainer's own `forward_backward` runs `model.forward_train` instead of
+    `compute_loss` (ProGrad's two gradients), so the check runs that forward too."""
+    from ammpl.trainers.base import CLIPPromptTrainer
+
+    overrides = type(trainer).forward_backward is not CLIPPromptTrainer.forward_backward
+    return overrides and hasattr(trainer.model, "forward_train")
+
+
 def training_inputs(trainer, images: torch.Tensor, labels: torch.Tensor) -> tuple:
     """`compute_loss`'s inputs from a batch, by the trainer's own `parse_batch_train`
     (CoPrompt pairs two views of each image)."""
@@ -586,6 +600,12 @@ def _run_forwards(trainer, images, labels, device: torch.device) -> None:
         _expect(loss, "the training loss", device)
         if output.device.type != device.type:
             raise AssertionError(f"the training logits are on {output.device}")
+        if own_step_forward(trainer):  # ProGrad's step: logits and zero-shot logits
+            with trainer.autocast():
+                outputs = trainer.model.forward_train(train_images)
+            for tensor in tree_flatten(outputs)[0]:
+                if isinstance(tensor, torch.Tensor) and tensor.device.type != device.type:
+                    raise AssertionError(f"forward_train gives a tensor on {tensor.device}")
     trainer.model.eval()
     for model in trainer._models.values():
         model.eval()
