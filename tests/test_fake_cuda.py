@@ -1,5 +1,5 @@
 """Every trainer at every config under configs/trainers/, at its own full-size backbone, on a
-fake CUDA device in every PREC (ammpl.trainers.fake_device): the training forward and the
+fake CUDA device in each PREC (ammpl.trainers.fake_device): the training forward and the
 evaluation forward must meet no CPU tensor and no dtype an operator refuses. Fake tensors
 compute nothing, so this runs on a machine without a GPU.
 
