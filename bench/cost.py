@@ -12,6 +12,7 @@ automatic on an 80 GB device); the "largest batch" line solves its memory fit fo
     python bench/cost.py                                   # every method (~minutes on CPU)
     python bench/cost.py --methods AMMPL MaPLe --verify
     python bench/cost.py --write-model                     # refresh the sweep's cost model
+    python bench/cost.py --write-model --methods TCP MMA   # refresh (or add) these rows only
     python bench/cost.py --check                           # agreement with measured numbers
     python bench/cost.py --compare output/gpu_check        # predicted next to measured (GPU)
 
@@ -321,6 +322,18 @@ def compare(folder: str, results: list[dict], tflops: float, utilisation: float)
     return tabulate(rows, headers=headers, tablefmt="github")
 
 
+def merged_methods(results: list[dict]) -> list[dict]:
+    """The model file's methods with `results` replacing (or adding) theirs, in ROWS order."""
+    kept = json.loads(MODEL_FILE.read_text())["methods"] if MODEL_FILE.exists() else []
+    by_method = {entry["method"]: entry for entry in kept}
+    by_method.update({entry["method"]: entry for entry in results})
+    order = [row.method for row in ROWS]
+    return sorted(
+        by_method.values(),
+        key=lambda e: order.index(e["method"]) if e["method"] in order else len(order),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     from ammpl.sweep.cost_model import DEFAULT_DEVICE_TFLOPS, DEFAULT_UTILISATION
 
@@ -385,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         write_json(record, args.json, indent=1)
     if args.write_model:
+        if args.methods:  # a subset refreshes its rows and keeps the others
+            record["methods"] = merged_methods(results)
         write_json(record, str(MODEL_FILE), indent=1)
     return 0
 

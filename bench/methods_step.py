@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from tabulate import tabulate
 
+from ammpl.trainers.fake_device import SHALLOW_OPTS
 from ammpl.trainers.param_counts import (
     DPT_SCRIPT_OPTS,
     REPO_ROOT,
@@ -38,6 +39,7 @@ from ammpl.trainers.param_counts import (
     count_trainable,
     load_paper_cfg,
 )
+from ammpl.trainers.prograd import prograd_losses
 from bench.records import peak_memory_mib, reset_peak_memory, write_records
 
 
@@ -66,6 +68,12 @@ ROWS += (
     BenchRow("DPT", "DPT", "DPT/vit_b16.yaml", DPT_SCRIPT_OPTS),
     BenchRow("PLOT", "PLOT", "PLOT/rn50.yaml"),  # on a ViT backbone: final-token locals
     BenchRow("PLOT++", "PLOTPP", "PLOTPP/vit.yaml"),
+)
+ROWS += (
+    BenchRow("ProGrad", "ProGrad", "ProGrad/vit_b16_ep100.yaml"),
+    BenchRow("TCP", "TCP", "TCP/vit_b16_ep100_ctxv1.yaml"),
+    BenchRow("MMA", "MMA", "MMA/vit_b16_ep5.yaml"),
+    BenchRow("CoPrompt", "CoPrompt", "CoPrompt/coprompt.yaml"),
 )
 
 
@@ -105,12 +113,17 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
     config = os.path.join(REPO_ROOT, "configs", "trainers", row.config)
     if not os.path.isfile(config):
         return None
-    cfg = load_paper_cfg(PaperConfig(row.method, row.trainer, row.config, "", opts=row.opts))
+    opts = row.opts
+    if args.backbone == "tiny":  # one block per tower: block numbers that exist (TCP, MMA)
+        opts = (*opts, *SHALLOW_OPTS.get(row.trainer, ()))
+    cfg = load_paper_cfg(PaperConfig(row.method, row.trainer, row.config, "", opts=opts))
     classnames = [f"class {i}" for i in range(args.classes)]
     with redirect_stdout(StringIO()):
         model = build_method_model(row.trainer, cfg, classnames, clip_model)
         if model is None:
             model = zero_shot_model(clip_model, classnames)
+        if hasattr(model, "set_descriptions"):  # CoPrompt: placeholder class descriptions
+            model.set_descriptions([[f"a photo of a {name}."] for name in classnames])
     model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     train_batch = cfg.DATALOADER.TRAIN_X.BATCH_SIZE
@@ -128,13 +141,21 @@ def bench_row(row: BenchRow, clip_model, args, device: torch.device) -> list | N
 
         def train_step() -> None:
             model.train()
-            with autocast:
-                if hasattr(model, "train_loss"):  # methods with regularisers
-                    loss = model.train_loss(images[:train_batch], labels)[0]
-                else:
-                    logits = model(images[:train_batch])
-                    loss = F.cross_entropy(logits.float(), labels)
+            batch = images[:train_batch]
             optimizer.zero_grad()
+            with autocast:
+                if row.trainer == "ProGrad":  # two gradients (the step projects one off)
+                    logits, zs_logits = model.forward_train(batch)
+                    loss, general = prograd_losses(logits, zs_logits, labels, cfg.TRAINER.PROGRAD.T)
+                elif row.trainer == "CoPrompt":  # the batch as both views, description 0
+                    loss = model.train_loss(batch, batch, labels, 0)[0]
+                elif hasattr(model, "train_loss"):  # methods with regularisers
+                    loss = model.train_loss(batch, labels)[0]
+                else:
+                    logits = model(batch)
+                    loss = F.cross_entropy(logits.float(), labels)
+            if row.trainer == "ProGrad":
+                torch.autograd.grad(general, params, retain_graph=True, allow_unused=True)
             loss.backward()
             optimizer.step()
 

@@ -258,3 +258,26 @@ def test_paper_costs_prints_each_part_and_the_total(monkeypatch, capsys):
     runs = int(table[0].split("|")[3])
     assert runs == 9 * 3 * 2  # 9 datasets × 3 seeds × (train base, test new)
     assert float(total[0].split("|")[5]) > 0
+
+
+def test_every_trainer_with_a_config_folder_has_a_cost_model_entry():
+    from ammpl.trainers.fake_device import config_folders, registered_trainers
+
+    modelled = {entry["trainer"] for entry in load_cost_model()}
+    missing = sorted((set(config_folders()) & set(registered_trainers())) - modelled)
+    assert not missing, f"bench/cost.py --write-model --methods ... lacks: {missing}"
+
+
+def test_sweep_estimate_covers_the_newer_methods(tmp_path, capsys, monkeypatch):
+    from ammpl.sweep.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    methods = ["tcp", "mma", "coprompt", "prograd"]
+    argv = ["base2new", "--methods", *methods, "--datasets", "caltech101", "--seeds", "1"]
+    assert main([*argv, "--estimate"]) == 0
+    out, err = capsys.readouterr()
+    assert "no trainer" not in out + err
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in out.splitlines()[3:]]
+    assert {row[1] for row in rows[:-1]} == {"TCP", "MMA", "CoPrompt", "ProGrad"}
+    assert all(float(row[5]) > 0 for row in rows if row[2] != "0")
+    assert rows[-1][0] == "total" and float(rows[-1][5]) > 0

@@ -244,6 +244,11 @@ class CoPrompt(ReferenceCheckpointMixin, CLIPPromptTrainer):
         return CoPromptCLIP(self.cfg.TRAINER.CoPrompt, classnames, clip_model)
 
     def before_train(self) -> None:
+        self.load_class_descriptions()
+        super().before_train()
+
+    def load_class_descriptions(self) -> None:
+        """The user's class descriptions (TRAINER.CoPrompt.DESCRIPTIONS), encoded once."""
         descriptions = load_descriptions(
             self.cfg.TRAINER.CoPrompt.DESCRIPTIONS,
             self.cfg.DATASET.NAME,
@@ -251,7 +256,6 @@ class CoPrompt(ReferenceCheckpointMixin, CLIPPromptTrainer):
         )
         print(f"Class descriptions: {len(descriptions[0])} per class")
         self.model.set_descriptions(descriptions)
-        super().before_train()
 
     def parse_batch_train(self, batch: dict):
         """Two augmented views (DATALOADER.K_TRANSFORMS 2): the first is classified, the

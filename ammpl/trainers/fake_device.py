@@ -32,7 +32,9 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import json
 import os
+import tempfile
 import traceback
 import warnings
 from collections.abc import Iterator
@@ -64,6 +66,13 @@ FLOAT_READ_VALUE = 1.0  # what `.item()` of a float fake tensor of unknown value
 KNOWN_MAX_NUMEL = 1 << 16  # values are kept for tensors up to this size
 # Trainers with no config folder of their own run on this config (zero-shot CLIP).
 DEFAULT_CONFIG = "CoOp/vit_b16.yaml"
+# Options that fit a config's block numbers to towers cut to their first blocks
+# (`blocks`): TCP's class tokens enter text block LAYER (8 in its config); MMA's adapters
+# start at block ADAPTER_START (5): from block 1 they run on every kept block.
+SHALLOW_OPTS = {
+    "TCP": ("TRAINER.TCP.LAYER", "1"),
+    "MMA": ("TRAINER.MMADAPTER.ADAPTER_START", "1"),
+}
 # Notices that only say the device is fake (a data pointer read for a cache key, no CUDA
 # for the GradScaler), silenced inside fake_mode().
 FAKE_WARNINGS = (".*data pointer of FakeTensor", ".*GradScaler is enabled, but CUDA")
@@ -317,17 +326,43 @@ def load_case_cfg(case: TrainerCase, opts: tuple[str, ...] = ()):
     return cfg
 
 
-def model_key(cfg, trainer: str) -> tuple:
-    """What the built model depends on: configs that differ only in schedules, data or
-    loaders build the same model and are checked once."""
+def model_key(cfg, trainer: str, blocks: int | None = None) -> tuple:
+    """What the built model's code path depends on: configs that differ only in schedules,
+    data, loaders or PREC (each check sets it) are checked once. With towers cut to
+    `blocks` blocks, sizes above `blocks` (context lengths, prompt depths, adapter
+    ranges) run the same code as `blocks + 1`, so they count as one."""
     node = trainer_cfg_node(trainer)
+    settings = cfg.TRAINER if node is None else cfg.TRAINER.get(node)
+    method = {key: value for key, value in settings.items() if key != "PREC"}
+    backbone: tuple = (cfg.MODEL.BACKBONE.NAME, tuple(cfg.INPUT.SIZE))
+    if blocks is not None:
+        method = {key: _size_bucket(value, blocks) for key, value in method.items()}
+        backbone = (tower_kind(cfg.MODEL.BACKBONE.NAME),)
     return (
         trainer,
-        cfg.MODEL.BACKBONE.NAME,
-        tuple(cfg.INPUT.SIZE),
+        *backbone,
         cfg.DATASET.NAME,
-        str(cfg.TRAINER) if node is None else str(cfg.TRAINER.get(node)) + str(cfg.TRAINER.COOP),
+        str(method) + ("" if node is None else str(cfg.TRAINER.COOP)),
     )
+
+
+def tower_kind(backbone: str) -> str:
+    """ "resnet" or "vit": the image tower's code (every ViT, `mini` included, runs the
+    same blocks; widths, patch sizes and resolutions do not change the code path)."""
+    from ammpl.clip.backbones import get_backbone_spec
+
+    return "resnet" if get_backbone_spec(backbone).arch.upper().startswith("RN") else "vit"
+
+
+def _size_bucket(value, blocks: int):
+    """Integers above `blocks` as one; floats (weights, scales, rates) as their sign."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value > blocks:
+        return f">{blocks}"
+    if isinstance(value, float):
+        return f"float{(value > 0) - (value < 0):+d}"
+    return value
 
 
 def trainer_cfg_node(trainer: str) -> str | None:
@@ -350,6 +385,10 @@ def _meta_backbone(name: str, blocks: int | None) -> nn.Module:
             if tower is not None and len(tower.resblocks) > blocks:
                 tower.resblocks = tower.resblocks[:blocks]
                 tower.layers = blocks
+        for stage in ("layer1", "layer2", "layer3", "layer4"):  # a ResNet image tower
+            layers = getattr(model.visual, stage, None)
+            if isinstance(layers, nn.Sequential) and len(layers) > blocks:
+                setattr(model.visual, stage, layers[:blocks])
     return model
 
 
@@ -361,9 +400,10 @@ def random_backbone(
 ) -> nn.Module:
     """The backbone's architecture at full size as fake tensors on `device` (default the
     CPU, where `load_backbone` leaves it): fp32, frozen, eval mode, nothing downloaded.
-    `blocks` keeps only the first blocks of each transformer tower (widths, resolution and
-    token counts unchanged): every block runs the same code, so a placement or dtype
-    problem shows in the first few as in all twelve, at a fraction of the time."""
+    `blocks` keeps only the first blocks of each transformer tower and of each ResNet
+    stage (widths, resolution and token counts unchanged): every block runs the same
+    code, so a placement or dtype problem shows in the first few as in all of them, at a
+    fraction of the time."""
     meta = _meta_backbone(name, blocks)
     device = torch.device("cpu") if device is None else device
     memo: dict[int, torch.Tensor] = {}
@@ -396,6 +436,8 @@ def build_trainer(
     from ammpl.engine import TRAINER_REGISTRY
     from ammpl.engine.trainer import TrainerBase
 
+    if blocks is not None:
+        opts = (*SHALLOW_OPTS.get(case.trainer, ()), *opts)
     cfg = load_case_cfg(case, opts)
     node = trainer_cfg_node(case.trainer)
     if node is not None and "PREC" in cfg.TRAINER[node]:
@@ -420,8 +462,26 @@ def build_trainer(
         contextlib.redirect_stdout(open(os.devnull, "w")),  # noqa: SIM115  (build chatter)
     ):
         trainer.build_model()
+        if hasattr(trainer, "load_class_descriptions"):
+            placeholder_descriptions(trainer, classnames)
     trainer.autocast = lambda: autocast_on(device, trainer.precision)
     return trainer
+
+
+def placeholder_descriptions(trainer, classnames: list[str]) -> None:
+    """Class descriptions (CoPrompt's, which users supply) written to a temporary file
+    and loaded by the trainer's own `load_class_descriptions`, as before training."""
+    node = trainer.cfg.TRAINER[trainer_cfg_node(type(trainer).__name__)]
+    texts = {name: [f"a photo of a {name}.", f"a picture of the {name}."] for name in classnames}
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "descriptions.json")
+        with open(path, "w") as file:
+            json.dump(texts, file)
+        previous, node.DESCRIPTIONS = node.DESCRIPTIONS, path
+        try:
+            trainer.load_class_descriptions()
+        finally:
+            node.DESCRIPTIONS = previous
 
 
 def fake_batch(trainer, batch_size: int, device: torch.device, known: KnownValues):
@@ -432,6 +492,22 @@ def fake_batch(trainer, batch_size: int, device: torch.device, known: KnownValue
     labels = torch.empty(batch_size, dtype=torch.long, device=device)
     known.remember(labels, labels_real)
     return images, labels
+
+
+def own_step_forward(trainer) -> bool:
+    """Whether the trainer's own `forward_backward` runs `model.forward_train` instead of
+    `compute_loss` (ProGrad's two gradients), so the check runs that forward too."""
+    from ammpl.trainers.base import CLIPPromptTrainer
+
+    overrides = type(trainer).forward_backward is not CLIPPromptTrainer.forward_backward
+    return overrides and hasattr(trainer.model, "forward_train")
+
+
+def training_inputs(trainer, images: torch.Tensor, labels: torch.Tensor) -> tuple:
+    """`compute_loss`'s inputs from a batch, by the trainer's own `parse_batch_train`
+    (CoPrompt pairs two views of each image)."""
+    parsed = trainer.parse_batch_train({"img": images, "label": labels})
+    return parsed[0], parsed[1]
 
 
 # -- the placement and dtype check ---------------------------------------------------------
@@ -518,11 +594,18 @@ def _record(result: CheckResult, error: BaseException, prefix: str = "") -> None
 def _run_forwards(trainer, images, labels, device: torch.device) -> None:
     if getattr(type(trainer), "LEARNS", True):
         trainer.set_model_mode("train")
+        train_images, train_labels = training_inputs(trainer, images, labels)
         with trainer.autocast():
-            loss, output, _ = trainer.compute_loss(images, labels)
+            loss, output, _ = trainer.compute_loss(train_images, train_labels)
         _expect(loss, "the training loss", device)
         if output.device.type != device.type:
             raise AssertionError(f"the training logits are on {output.device}")
+        if own_step_forward(trainer):  # ProGrad's step: logits and zero-shot logits
+            with trainer.autocast():
+                outputs = trainer.model.forward_train(train_images)
+            for tensor in tree_flatten(outputs)[0]:
+                if isinstance(tensor, torch.Tensor) and tensor.device.type != device.type:
+                    raise AssertionError(f"forward_train gives a tensor on {tensor.device}")
     trainer.model.eval()
     for model in trainer._models.values():
         model.eval()

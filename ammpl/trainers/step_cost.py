@@ -116,11 +116,9 @@ def _quiet() -> Iterator[None]:
 def _train_point(trainer, batch: int, cpu: torch.device, known) -> tuple[int, int]:
     images, labels = fake_batch(trainer, batch, cpu, known)
 
-    def step() -> None:
+    def step() -> None:  # the trainer's own step (ProGrad: two gradients, projected)
         trainer.set_model_mode("train")
-        with trainer.autocast():
-            loss, _, _ = trainer.compute_loss(images, labels)
-        trainer.backward_and_update(loss)
+        trainer.forward_backward({"img": images, "label": labels})
 
     tracker = MemoryTracker()
     for tensor in [*_tensors(trainer), images, labels]:
