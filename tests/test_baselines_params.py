@@ -123,6 +123,13 @@ def test_vit_b16_counts_equal_the_t11_table():
     assert counts["AMMPL (class-specific, 100 classes)"] == 100 * 78_084
     assert counts["ProGrad"] == counts["ProGrad (RN50)"] == 8_192  # CoOp's N 16
     assert counts["TCP"] == 331_904  # ctx 2,048 + meta-net 65,664 + 264,192 (TCP's "331.9K")
+    # MMA, layers 5..12, r 32: (512·32+32+32·512+512) + (768·32+32+32·768+768) + (32·32+32)
+    assert counts["MMA"] == 8 * (33_312 + 49_952 + 1_056) == 674_560
+    # CoPrompt: MaPLe's prompts (2 tokens, depth 9: 3,555,072) + two 512→128→512 adapters
+    adapters = 2 * (512 * 128 + 128 * 512)
+    assert counts["CoPrompt (N 2, depth 9)"] == 3_555_072 + adapters == 3_817_216
+    maple_4_12 = 12 * 4 * 512 + 12 * (512 * 768 + 768)
+    assert counts["CoPrompt (N 4, depth 12)"] == maple_4_12 + adapters
 
 
 def test_reference_fp16_precision_map():

@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from ammpl.trainers.mma import MMACLIP
-from ammpl.trainers.param_counts import PAPER_CONFIGS, paper_counts
 from ammpl.utils import ConfigError
 from tests._baselines_helpers import (
     CLASSNAMES,
@@ -60,19 +59,6 @@ def test_trainable_names_shapes_and_counts(clip3):
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert total == 2 * (tower_count(D_T) + tower_count(D_V) + R * R + R)
     assert model(images(2)).shape == (2, len(CLASSNAMES))
-
-
-def test_vit_b16_paper_counts_of_mma_and_coprompt():
-    """One ViT-B/16 build for both methods of this comparison set (param_counts rows)."""
-    rows = tuple(row for row in PAPER_CONFIGS if row.trainer in ("MMA", "CoPrompt"))
-    counts = {row.method: count for row, count in paper_counts("vit_b16", rows)}
-    # MMA, layers 5..12, r 32: (512·32+32+32·512+512) + (768·32+32+32·768+768) + (32·32+32)
-    assert counts["MMA"] == 8 * (33_312 + 49_952 + 1_056) == 674_560
-    # CoPrompt: MaPLe's prompts (2 tokens, depth 9: 3,555,072) + two 512→128→512 adapters
-    adapters = 2 * (512 * 128 + 128 * 512)
-    assert counts["CoPrompt (N 2, depth 9)"] == 3_555_072 + adapters == 3_817_216
-    maple_4_12 = 12 * 4 * 512 + 12 * (512 * 768 + 768)
-    assert counts["CoPrompt (N 4, depth 12)"] == maple_4_12 + adapters
 
 
 def plain_adapter(learner, tower: str, layer: int, normed: torch.Tensor) -> torch.Tensor:
