@@ -61,3 +61,22 @@ def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mini_data")
     build_benchmark(str(root), ["MiniColors"], log=lambda _: None)
     return root
+
+
+@pytest.fixture
+def sweep(capfd):
+    """ammpl-sweep in this process from `cwd`: (exit code, stdout, stderr)."""
+
+    def call(cwd: Path, *args: str) -> tuple[int, str, str]:
+        from ammpl.sweep import cli
+
+        here = os.getcwd()
+        os.chdir(cwd)
+        try:
+            code = cli.main(list(args))
+        finally:
+            os.chdir(here)
+        out, err = capfd.readouterr()
+        return code, out, err
+
+    return call

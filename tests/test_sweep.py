@@ -35,23 +35,6 @@ def fast_python(tmp_path_factory):
         yield launcher
 
 
-@pytest.fixture
-def sweep(capfd):
-    """ammpl-sweep in this process from `cwd`: (exit code, stdout, stderr)."""
-
-    def call(cwd: Path, *args: str) -> tuple[int, str, str]:
-        here = os.getcwd()
-        os.chdir(cwd)
-        try:
-            code = cli.main(list(args))
-        finally:
-            os.chdir(here)
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    return call
-
-
 def script(repo_root: Path, cwd: Path, name: str, *args, env: dict) -> None:
     result = subprocess.run(
         ["bash", str(repo_root / "scripts" / name), *map(str, args)],

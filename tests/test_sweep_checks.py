@@ -7,34 +7,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
-import pytest
-
-from ammpl.sweep import cli
 from ammpl.sweep.executors import LocalExecutor
 from ammpl.sweep.plan import Run
 from ammpl.sweep.runner import FAILED, NOT_STARTED, SweepRunner
 
 TINY = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
-
-
-@pytest.fixture
-def sweep(capfd):
-    """ammpl-sweep in this process from `cwd`: (exit code, stdout, stderr)."""
-
-    def call(cwd: Path, *args: str) -> tuple[int, str, str]:
-        here = os.getcwd()
-        os.chdir(cwd)
-        try:
-            code = cli.main(list(args))
-        finally:
-            os.chdir(here)
-        out, err = capfd.readouterr()
-        return code, out, err
-
-    return call
 
 
 def fewshot(data, *more: str) -> list[str]:
