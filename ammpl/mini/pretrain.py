@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ammpl.clip.tokenizer import tokenize
-from ammpl.mini.model import build_mini_clip, pack_state
+from ammpl.mini.model import build_mini_clip, pack_state, unpack_state
 from ammpl.mini.world import SHAPES, describe, render, sample_scene, to_tensor_batch
 from ammpl.utils.errors import AmmplError, CheckpointError, ConfigError
 from ammpl.utils.io import atomic_write, atomic_write_text
@@ -267,6 +267,7 @@ class Recipe:
     simple: tuple[float, float] = (0.0, 0.0)
     shape_only: tuple[float, float] = (0.0, 0.0)
     pool: int = 0  # > 0: images come from a pool of this many pre-rendered scenes (per kind)
+    init: str = ""  # weights file the run starts from ("" : seeded random weights)
 
     def shares(self, step: int) -> tuple[float, float]:
         """(simple, shape_only) at `step`."""
@@ -399,6 +400,8 @@ def pretrain(
         raise ConfigError(f"unknown pretraining loss {recipe.loss!r}; choose from {LOSSES}")
     torch.manual_seed(recipe.seed)
     model = build_mini_clip(recipe.seed)
+    if recipe.init:
+        model.load_state_dict(_initial_state(Path(recipe.init)))
     model.train()
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98)
@@ -457,6 +460,17 @@ def pretrain(
         save(done)
     model.eval()
     return model, losses
+
+
+def _initial_state(path: Path) -> dict[str, torch.Tensor]:
+    """The full state dict of a packed mini weights file (a one-line error if unreadable)."""
+    if not path.is_file():
+        raise CheckpointError(f"--init: no mini weights file at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001  - any unreadable file is one line
+        raise CheckpointError(f"--init: {path} is not a mini weights file ({error})") from None
+    return unpack_state(state)
 
 
 def _train_step(
@@ -528,7 +542,7 @@ def load_state(path: Path | None, recipe: Recipe) -> dict:
         )
     saved = torch.load(path, map_location="cpu", weights_only=False)
     mine = json.loads(json.dumps(asdict(recipe)))
-    theirs = json.loads(json.dumps(saved["recipe"]))
+    theirs = {**json.loads(json.dumps(asdict(Recipe()))), **json.loads(json.dumps(saved["recipe"]))}
     if mine != theirs:
         changed = sorted(k for k in mine if mine[k] != theirs.get(k))
         raise CheckpointError(
@@ -595,6 +609,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="processes that render the pool; with any, batches are drawn in a second process",
     )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this mini weights file (e.g. an earlier run's) instead of random",
+    )
     parser.add_argument("--log-every", type=int, default=50)
     parser.add_argument("--out", type=Path, required=True, help="weights file to write")
     parser.add_argument(
@@ -613,6 +633,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = Recipe(
         args.steps, args.batch_size, args.lr, args.weight_decay, args.seed, args.warmup,
         args.loss, args.simple_share, args.shape_only, args.pool,
+        str(args.init) if args.init else "",
     )  # fmt: skip
 
     def checkpoint(model: torch.nn.Module, step: int) -> None:
