@@ -47,8 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="paper.sh",
         description="The AMMPL paper in miniature: every table and figure on the mini world.",
-        epilog=f"--quick: 1 seed, 2 datasets (+2 DG targets), AMMPL MaPLe CoOp VPT, fewer shots; "
-        f"{QUICK_ESTIMATE} on 2 cores (measured). The full paper runs every method on every "
+        epilog="--quick: 1 seed, 2 datasets (+2 DG targets), AMMPL CoCoOp MaPLe CoOp, fewer "
+        f"shots; {QUICK_ESTIMATE} on 2 cores (measured). The full paper runs every method on every "
         "mini dataset with 3 seeds: many hours on 2 cores (report.md states the time taken).",
     )
     parser.add_argument("--out", default="output/mini_paper", help="report folder (runs inside)")
@@ -61,6 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--datasets", nargs="+", help="dataset folders, e.g. mini_objects")
     parser.add_argument("--methods", nargs="+", help="methods as the scripts name them")
     parser.add_argument("--epochs", type=int, help="OPTIM.MAX_EPOCH of every run (tests)")
+    parser.add_argument(
+        "--shots",
+        nargs="+",
+        type=int,
+        help="shot counts of every section (tests; Table 3: "
+        "the fewest, the DG table and Figure 3: the most)",
+    )
+    parser.add_argument("--combos", nargs="+", help="Table 3's combinations (default: the paper's)")
     parser.add_argument(
         "--workers", type=int, default=os.cpu_count() or 1, help="runs at once (default: cores)"
     )
@@ -76,6 +84,8 @@ def settings_from(args: argparse.Namespace) -> PaperSettings:
         datasets=tuple(args.datasets) if args.datasets else None,
         methods=tuple(m.lower() for m in args.methods) if args.methods else None,
         epochs=args.epochs,
+        shots=tuple(args.shots) if args.shots else None,
+        combos=tuple(args.combos) if args.combos else None,
         quick=args.quick,
         workers=max(1, args.workers),
     )

@@ -46,7 +46,7 @@ XD_FIRST = ("ammpl", "cocoop", "maple")
 # --quick: about 25 minutes on 2 cores (measured, see scripts/mini/paper.sh --help).
 QUICK_DATASETS = ("mini_objects", "mini_colors")
 QUICK_DG = ("mini_objects_v2", "mini_objects_sketch")
-QUICK_METHODS = ("ammpl", "maple", "coop", "vpt")
+QUICK_METHODS = ("ammpl", "cocoop", "maple", "coop")
 QUICK_FEWSHOT_SHOTS = (1, 4, 16)
 QUICK_XD_SHOTS = (1, 16)
 
@@ -61,6 +61,8 @@ class PaperSettings:
     datasets: tuple[str, ...] | None = None
     methods: tuple[str, ...] | None = None
     epochs: int | None = None
+    shots: tuple[int, ...] | None = None  # every section's shot counts (tests)
+    combos: tuple[str, ...] | None = None  # Table 3's component combinations (tests)
     quick: bool = False
     workers: int = 1
 
@@ -85,6 +87,9 @@ class PaperSettings:
     def keeps(self, method: str) -> bool:
         chosen = self.methods or (QUICK_METHODS if self.quick else None)
         return chosen is None or method in chosen
+
+    def shot_counts(self, full: tuple[int, ...], quick: tuple[int, ...]) -> tuple[int, ...]:
+        return self.shots or (quick if self.quick else full)
 
     def epoch_overrides(self) -> tuple[str, ...]:
         return ("OPTIM.MAX_EPOCH", str(self.epochs)) if self.epochs else ()
@@ -203,7 +208,7 @@ def _xd_methods(settings: PaperSettings) -> tuple[str, ...]:
 
 def table2(settings: PaperSettings) -> Section:
     targets = tuple(d for d in settings.chosen_datasets() if d != SOURCE)
-    shots = QUICK_XD_SHOTS if settings.quick else XD_SHOTS
+    shots = settings.shot_counts(XD_SHOTS, QUICK_XD_SHOTS)
     methods = _xd_methods(settings)
     section = Section("table2", f"Table 2: cross-data, trained on {MINI_NAME[SOURCE]}",
                       datasets=targets, methods=methods, shots=shots)  # fmt: skip
@@ -216,11 +221,12 @@ def table2(settings: PaperSettings) -> Section:
 def dg_table(settings: PaperSettings) -> Section:
     targets = settings.dg_targets()
     methods = _xd_methods(settings)
+    shots = (max(settings.shots),) if settings.shots else DG_SHOTS
     title = f"Domain generalisation: {MINI_NAME[SOURCE]} → its four variants"
-    section = Section("dg", title, datasets=targets, methods=methods, shots=DG_SHOTS)
+    section = Section("dg", title, datasets=targets, methods=methods, shots=shots)
     if targets and methods:
         section.calls = [_zeroshot((SOURCE, *targets), "all", settings)]
-        section.calls += _calls("xd", methods, settings, datasets=targets, shots=DG_SHOTS,
+        section.calls += _calls("xd", methods, settings, datasets=targets, shots=shots,
                                 source=SOURCE)  # fmt: skip
     return section
 
@@ -231,17 +237,20 @@ ABLATION_OVERRIDES = ("TRAINER.AMMPL.CLASS_SPECIFIC", "True")
 
 def table3(settings: PaperSettings) -> Section:
     datasets = settings.chosen_datasets()
-    section = Section("table3", "Table 3: AMMPL ablation at 1 shot", datasets=datasets,
-                      methods=("ammpl",), shots=ABLATION_SHOTS)  # fmt: skip
+    shots = (min(settings.shots),) if settings.shots else ABLATION_SHOTS
+    title = f"Table 3: AMMPL ablation at {shots[0]} shot{'s' if shots[0] > 1 else ''}"
+    section = Section("table3", title, datasets=datasets, methods=("ammpl",), shots=shots)
+    combos = ("--combos", *settings.combos) if settings.combos else ()
     if settings.keeps("ammpl"):
         section.calls = _calls("ablation", ("ammpl",), settings, datasets=datasets,
-                               shots=ABLATION_SHOTS, overrides=ABLATION_OVERRIDES)  # fmt: skip
+                               shots=shots, overrides=ABLATION_OVERRIDES,
+                               options=combos)  # fmt: skip
     return section
 
 
 def figure2(settings: PaperSettings) -> Section:
     datasets = settings.chosen_datasets()
-    shots = QUICK_FEWSHOT_SHOTS if settings.quick else FEWSHOT_SHOTS
+    shots = settings.shot_counts(FEWSHOT_SHOTS, QUICK_FEWSHOT_SHOTS)
     methods = methods_for("fewshot", settings)
     section = Section("figure2", "Figure 2: few-shot curves", datasets=datasets,
                       methods=methods, shots=shots)  # fmt: skip
@@ -284,7 +293,7 @@ FIGURE3_OVERRIDES = ("TRAIN.CHECKPOINT_FREQ", "1", *ABLATION_OVERRIDES)
 
 def figure3(settings: PaperSettings) -> Section:
     dataset = figure3_dataset(settings)
-    shots = (max(QUICK_FEWSHOT_SHOTS if settings.quick else FEWSHOT_SHOTS),)
+    shots = (max(settings.shot_counts(FEWSHOT_SHOTS, QUICK_FEWSHOT_SHOTS)),)
     section = Section(
         "figure3",
         "Figure 3: AMMPL's masks over training",
