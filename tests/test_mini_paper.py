@@ -110,6 +110,10 @@ def test_miniature_paper_writes_a_report_with_every_section(miniature):
     pictures = sorted((out / "figure3").glob("masks_*.png"))
     assert len(pictures) == 4 and all(f"](figure3/{p.name})" in report for p in pictures)
     assert (out / "data" / "mini_objects" / "masks").is_dir()  # the command built the data
+    masks = report.split("## Masks on background")[1]
+    assert re.search(r"\| few-shot \| MiniObjects \| 1 \| 1 \| \d", masks)
+    assert "| base-to-new (base classes) | MiniObjectsV2 | 16 | 1 |" in masks
+    assert "Figure 3's run, epoch by epoch:" in masks and "| 1 | 0." in masks
 
 
 def test_running_the_paper_again_skips_every_finished_run(repo_root, miniature):

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from ammpl.mini.paper_plan import LEFT_OUT, MINI_NAME, SOURCE, ZS_LABEL, PaperSettings, Section
 from ammpl.results import Cell, Run, Table, render
 from ammpl.results.errors import ResultsError
+from ammpl.results.names import dataset_sort_key
 from ammpl.results.tables import (
     ablation_table,
     base_to_new_table,
@@ -188,7 +189,7 @@ def viz_argv(model_dir: str, image: str, label: str, images_root: str, out: str)
             "--root", images_root, "--out", out]  # fmt: skip
 
 
-def figure3_model_dir(settings: PaperSettings) -> str | None:
+def figure3_run(settings: PaperSettings) -> Run | None:
     """The AMMPL training run of Figure 3 (every epoch's checkpoint kept)."""
     from ammpl.results import collect_runs
 
@@ -199,14 +200,15 @@ def figure3_model_dir(settings: PaperSettings) -> str | None:
     except ResultsError:
         return None
     done = [r for r in runs if r.trainer == "AMMPL" and r.accuracy is not None]
-    return done[0].path if done else None
+    return done[0] if done else None
 
 
 def figure3_jobs(section: Section, settings: PaperSettings) -> list[tuple[list[str], str]]:
     """(`ammpl-viz` arguments, PNG) for each image of Figure 3; none before its run exists."""
-    model_dir = figure3_model_dir(settings)
-    if model_dir is None or not section.datasets:
+    run = figure3_run(settings)
+    if run is None or not section.datasets:
         return []
+    model_dir = run.path
     from ammpl.mini.paper_plan import FIGURE3_IMAGES
 
     dataset = section.datasets[0]
@@ -219,19 +221,100 @@ def figure3_jobs(section: Section, settings: PaperSettings) -> list[tuple[list[s
     return jobs
 
 
-MASK_SHARE_MODULE = "ammpl.mini.mask_share"
+# Columns of the mask-on-background table: (header, key of share_statistics, format).
+SHARE_COLUMNS = (
+    ("test masked/img", "masked_per_image", "{:.2f}"),
+    ("outside (any)", "masked_outside", "{:.1%}"),
+    ("chance (any)", "chance_outside", "{:.1%}"),
+    ("ratio (any)", "ratio", "{:.2f}"),
+    ("outside (≥50%)", "masked_outside_half", "{:.1%}"),
+    ("chance (≥50%)", "chance_outside_half", "{:.1%}"),
+    ("ratio (≥50%)", "ratio_half", "{:.2f}"),
+)
+SHARE_NOTE = (
+    "Test masks (P < 0.5) of AMMPL's training runs on the object datasets, measured on each "
+    "dataset's test images against the generator's object masks "
+    "(`ammpl.trainers.ammpl.mask_share`, `ammpl-viz mask-share`). A patch is object if any "
+    "object pixel lies in it (any) or if it is at least half object (≥50%); outside: the share "
+    "of masked patches that are background; chance: the share of all patches that are; "
+    "ratio = outside / chance (above 1: the mask prefers the background). Mean over seeds; "
+    "– where no patch is masked."
+)
 
 
-def mask_share_status() -> str:
-    import importlib.util
+def _share_runs(runs: Sequence[Run]) -> dict[tuple[str, str, int | None], list[Run]]:
+    """AMMPL training runs with a mask on the object datasets, by (what, dataset, shots)."""
+    from ammpl.mini.paper_plan import OBJECT_DATASETS
+    from ammpl.results.names import ablation_combo
 
-    if importlib.util.find_spec(MASK_SHARE_MODULE) is None:
-        return (
-            "Not measured: `ammpl/mini/mask_share.py` (issue 17: the share of masked patches "
-            "that lie outside the object, against the share expected by chance) is not in "
-            "this checkout yet."
-        )
-    return f"Measured by `{MASK_SHARE_MODULE}` on the AMMPL runs of the object datasets."
+    groups: dict[tuple[str, str, int | None], list[Run]] = {}
+    for run in runs:
+        if run.trainer != "AMMPL" or run.eval_only or run.accuracy is None:
+            continue
+        if run.dataset not in OBJECT_DATASETS:
+            continue
+        if run.protocol == "ablation":
+            if not run.variant.startswith("maskTrue"):
+                continue
+            what = f"ablation {ablation_combo(run.variant)} (class-specific)"
+        elif run.protocol == "base2new":
+            what = "base-to-new (base classes)"
+        elif run.protocol == "fewshot":
+            what = "few-shot"
+        else:
+            continue
+        groups.setdefault((what, run.dataset, run.shots), []).append(run)
+    return groups
+
+
+def _mean(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return sum(present) / len(present) if present else None
+
+
+def mask_share_lines(runs: Sequence[Run], settings: PaperSettings) -> list[str]:
+    """The masks-on-background section: a table over the AMMPL runs, then Figure 3's run
+    epoch by epoch."""
+    from ammpl.trainers.ammpl.mask_share import (
+        masked_background_share,
+        masked_background_shares,
+        share_table,
+    )
+    from ammpl.utils.errors import AmmplError
+
+    lines = [SHARE_NOTE, ""]
+    header = ["Run", "Dataset", "Shots", "Seeds", *(h for h, _, _ in SHARE_COLUMNS)]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    groups = _share_runs(runs)
+    for (what, dataset, shots), members in sorted(
+        groups.items(), key=lambda g: (g[0][0], dataset_sort_key(g[0][1]), g[0][2] or 0)
+    ):
+        stats = []
+        for run in members:
+            try:
+                stats.append(masked_background_share(run.path, settings.data, MINI_NAME[dataset]))
+            except AmmplError as error:
+                lines.append(f"| {what} | {dataset} | {shots} | seed {run.seed}: {error} |")
+        if not stats:
+            continue
+        cells = []
+        for _, key, fmt in SHARE_COLUMNS:
+            value = _mean([s[key] for s in stats])
+            cells.append("–" if value is None else fmt.format(value))
+        seeds = " ".join(str(r.seed) for r in members)
+        row = [what, MINI_NAME[dataset], str(shots), seeds, *cells]
+        lines.append("| " + " | ".join(row) + " |")
+    if not groups:
+        lines.append("| (no AMMPL run on an object dataset) |")
+    figure = figure3_run(settings)
+    if figure is not None:
+        try:
+            per_epoch = masked_background_shares(figure.path, settings.data, figure.dataset_name)
+        except AmmplError as error:
+            lines += ["", f"Figure 3's run, epoch by epoch: not measured ({error})."]
+        else:
+            lines += ["", "Figure 3's run, epoch by epoch:", "", share_table(per_epoch)]
+    return lines
 
 
 def _duration(seconds: float) -> str:
@@ -345,7 +428,7 @@ def write_report(
                 name = os.path.splitext(os.path.basename(png))[0]
                 lines += ["", f"![{name}]({os.path.relpath(png, settings.out)})"]
         lines += _table_lines(section, runs, settings)
-    lines += ["", "## Masks on background", "", mask_share_status(), ""]
+    lines += ["", "## Masks on background", "", *mask_share_lines(runs, settings), ""]
     path = os.path.join(settings.out, REPORT_FILE)
     atomic_write_text(path, "\n".join(lines))
     return path
