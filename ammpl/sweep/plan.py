@@ -119,10 +119,18 @@ class Run:
 
 
 def _coop_config(base: str, dataset: str, shots: int) -> str:
-    """CoOp's epoch budget by shots (ImageNet: the 50-epoch config throughout)."""
+    """CoOp's epoch budget by shots (ImageNet: the 50-epoch config throughout). A config
+    family without the `_ep50`/`_ep100` files (`mini`: one budget at every shot count)
+    keeps its one config."""
     if dataset == "imagenet" or shots == 1:
-        return f"{base}_ep50"
-    return f"{base}_ep100" if shots <= 4 else base
+        name = f"{base}_ep50"
+    elif shots <= 4:
+        name = f"{base}_ep100"
+    else:
+        return base
+    return (
+        name if (REPO_ROOT / "configs" / "trainers" / "CoOp" / f"{name}.yaml").is_file() else base
+    )
 
 
 def protocol_methods(protocol: str) -> tuple[str, ...]:

@@ -30,24 +30,7 @@ step() {
     bash "$@" "${FLAGS[@]+"${FLAGS[@]}"}"
 }
 
-# DPT's and PLOT++'s scripts pin ViT-B/16 values (DPT's reference run script, PLOT's
-# epoch/batch schedule); for the keys they pin, the mini config's own values are passed back
-# after SEED. The keys are read from those scripts' definitions, not listed again here.
-mini_values() {  # METHOD DATASET SHOTS
-    local trainer pinned=() keys=() i
-    case "$1" in
-        dpt)
-            source "$SCRIPTS/dpt/reference_opts.bash"
-            trainer=DPT pinned=("${DPT_SCRIPT_OPTS[@]}") ;;
-        plotpp)
-            source "$SCRIPTS/plot/schedule.sh"
-            # shellcheck disable=SC2207  # KEY VALUE words
-            trainer=PLOTPP pinned=($(plot_schedule_opts "$2" "$3")) ;;
-        *) return 0 ;;
-    esac
-    for ((i = 0; i < ${#pinned[@]}; i += 2)); do keys+=("${pinned[i]}"); done
-    config_values "$(method_config "$trainer" mini)" "${keys[@]}"
-}
+source "$SCRIPTS/mini/values.sh"  # mini_values METHOD DATASET SHOTS
 
 script_of() {  # CoOp ships no base-to-new / few-shot wrapper: use the protocol directly
     local method=$1 protocol=$2

@@ -22,6 +22,7 @@ from ammpl.engine.checkpoint import checkpoint_name, load_checkpoint, saved_epoc
 from ammpl.engine.run_record import RESULTS_FILE
 from ammpl.trainers.ammpl.masks import eval_mask
 from ammpl.utils import CheckpointError, ConfigError
+from ammpl.utils.framing import centre_frame
 from ammpl.utils.io import atomic_write
 
 MODEL_FOLDER = "prompt_learner"
@@ -175,11 +176,10 @@ def load_picture(path: str | os.PathLike, size: int) -> np.ndarray:
     from ammpl.data.image_io import read_image
 
     image = read_image(path)
-    scale = size / min(image.size)
-    width, height = (max(size, round(d * scale)) for d in image.size)
-    image = image.resize((width, height), Image.BICUBIC)
-    left, top = (width - size) // 2, (height - size) // 2
-    return np.asarray(image.crop((left, top, left + size, top + size)), dtype=np.float64)
+    frame = centre_frame(*image.size, size)
+    image = image.resize((frame.width, frame.height), Image.BICUBIC)
+    box = (frame.left, frame.top, frame.left + size, frame.top + size)
+    return np.asarray(image.crop(box), dtype=np.float64)
 
 
 def shade(image: np.ndarray, keep: torch.Tensor) -> np.ndarray:
