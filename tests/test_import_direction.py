@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("trainers",),
     ("integrations", "cli"),  # integrations: trainers inside the original Dassl
     ("sweep",),  # runs cli/train.py many times; uses its parser
+    ("paper",),  # the AMMPL paper in miniature: sweeps, then tables and figures
 ]
 
 # (importer, imported) pairs allowed to break a rule, each with its reason.

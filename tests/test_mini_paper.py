@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from ammpl.mini.paper_plan import QUICK_DATASETS, QUICK_METHODS, PaperSettings, plan
+from ammpl.paper.plan import QUICK_DATASETS, QUICK_METHODS, PaperSettings, plan
 
 TITLES = ("Table 1", "Table 2", "Domain generalisation", "Table 3", "Figure 2", "Figure 3")
 # A miniature paper: 2 datasets (the DG source and one target), AMMPL only, 1 seed, 1 epoch,

@@ -13,4 +13,4 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m ammpl.mini.paper "$@"
+PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" exec "$PYTHON" -m ammpl.paper "$@"

@@ -1,7 +1,7 @@
 # mini_values METHOD DATASET SHOTS: the mini config's own values for the keys a method's
 # few-shot script pins to ViT-B/16 values (DPT's reference run script, PLOT's epoch/batch
 # schedule), as "KEY VALUE ..." to pass after SEED; nothing for other methods. Source it
-# after scripts/common.sh (scripts/mini/run.sh and ammpl/mini/paper_plan.py use it).
+# after scripts/common.sh (scripts/mini/run.sh and ammpl/paper/plan.py use it).
 SCRIPTS=${SCRIPTS:-"$REPO_ROOT/scripts"}
 
 mini_values() {  # METHOD DATASET SHOTS

@@ -12,7 +12,7 @@ import os
 import shlex
 from collections.abc import Sequence
 
-from ammpl.mini.paper_plan import LEFT_OUT, MINI_NAME, SOURCE, ZS_LABEL, PaperSettings, Section
+from ammpl.paper.plan import LEFT_OUT, MINI_NAME, SOURCE, ZS_LABEL, PaperSettings, Section
 from ammpl.results import Cell, Run, Table, render
 from ammpl.results.errors import ResultsError
 from ammpl.results.names import dataset_sort_key
@@ -209,7 +209,7 @@ def figure3_jobs(section: Section, settings: PaperSettings) -> list[tuple[list[s
     if run is None or not section.datasets:
         return []
     model_dir = run.path
-    from ammpl.mini.paper_plan import FIGURE3_IMAGES
+    from ammpl.paper.plan import FIGURE3_IMAGES
 
     dataset = section.datasets[0]
     images_root = os.path.join(settings.data, dataset, "images")
@@ -244,7 +244,7 @@ SHARE_NOTE = (
 
 def _share_runs(runs: Sequence[Run]) -> dict[tuple[str, str, int | None], list[Run]]:
     """AMMPL training runs with a mask on the object datasets, by (what, dataset, shots)."""
-    from ammpl.mini.paper_plan import OBJECT_DATASETS
+    from ammpl.paper.plan import OBJECT_DATASETS
     from ammpl.results.names import ablation_combo
 
     groups: dict[tuple[str, str, int | None], list[Run]] = {}

@@ -1,12 +1,12 @@
-"""`python -m ammpl.mini.paper`: the AMMPL paper in miniature, one command on a CPU.
+"""`python -m ammpl.paper`: the AMMPL paper in miniature, one command on a CPU.
 
 Builds the mini data (existing datasets are kept), runs every experiment of the paper's
 tables and figures through `ammpl-sweep` (local executor, one run per core; finished runs
 are skipped, so an interrupted paper resumes) and writes one folder: `report.md` (Tables
 1–3, the domain-generalisation table, Figures 2–3, each with the command that regenerates
 it, the seeds and the wall time), `figure2/*.png`, `figure3/*.png` and the runs (`runs/`).
-The plan of runs is `ammpl.mini.paper_plan`; the tables come from `ammpl.results`
-(`ammpl.mini.paper_report`).
+The plan of runs is `ammpl.paper.plan`; the tables come from `ammpl.results`
+(`ammpl.paper.report`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import NoReturn
 
-from ammpl.mini.paper_plan import (
+from ammpl.paper.plan import (
     FIGURE3_IMAGES,
     MINI_NAME,
     PaperSettings,
@@ -30,7 +30,7 @@ from ammpl.mini.paper_plan import (
     data_names,
     plan,
 )
-from ammpl.mini.paper_report import figure3_jobs, write_report
+from ammpl.paper.report import figure3_jobs, write_report
 from ammpl.utils.errors import AmmplError
 from ammpl.utils.io import write_json
 
