@@ -2,12 +2,20 @@
 
 Everything runs on the tiny random CLIP (`MODEL.BACKBONE.NAME tiny`) and on fixture
 datasets written to temporary folders in the exact on-disk layout of the real ones.
+
+`make test` runs the suite on pytest-xdist workers (`-n logical --dist loadgroup`); plain
+`pytest` runs it in one process. Each worker is a process of its own with its own
+temporary folders (`tmp_path_factory`), so the session fixtures below (HOME, data, the
+warm `python`) are built once per worker and never shared: nothing here needs a lock.
+Tests that share a module-scoped fixture go to one worker (`pytest_collection_modifyitems`),
+so such a fixture is still built once.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +27,38 @@ if str(REPO_ROOT) not in sys.path:
 # Never touch the network or the user's caches from a test.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.pop("AMMPL_CLIP_PATH", None)
+
+
+def _share_cores_between_workers() -> None:
+    """Under xdist, give each worker its share of the cores (before torch is imported, and
+    for the processes the tests start): N workers of all-core thread pools would fight."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        os.environ["OMP_NUM_THREADS"] = str(max(1, (cores or 1) // int(workers)))
+
+
+_share_cores_between_workers()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With `--dist loadgroup`, keep each module's tests that use a module- or class-scoped
+    fixture on one worker (one group per module), so that fixture is built once; all other
+    tests are handed out one by one. Runs before xdist reads the groups."""
+    if not config.pluginmanager.hasplugin("xdist") or config.getoption("dist") != "loadgroup":
+        return
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None or item.get_closest_marker("xdist_group"):
+            continue
+        scopes = {
+            fixturedef.scope
+            for fixturedefs in definitions.name2fixturedefs.values()
+            for fixturedef in fixturedefs
+        }
+        if scopes & {"module", "class", "package"}:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -61,6 +101,16 @@ def mini_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("mini_data")
     build_benchmark(str(root), ["MiniColors"], log=lambda _: None)
     return root
+
+
+@pytest.fixture(scope="session")
+def fast_python(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`$PYTHON` for scripts and train.py calls: a launcher talking to a warm fork server
+    (tests/_baselines_script_server.py), so no call pays for importing torch again."""
+    from tests import _baselines_script_server as script_server
+
+    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
+        yield launcher
 
 
 @pytest.fixture
