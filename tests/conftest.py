@@ -45,8 +45,9 @@ _share_cores_between_workers()
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """With `--dist loadgroup`, keep each module's tests that use a module- or class-scoped
     fixture on one worker (one group per module), so that fixture is built once; all other
-    tests are handed out one by one. Runs before xdist reads the groups."""
-    if not config.pluginmanager.hasplugin("xdist") or config.getoption("dist") != "loadgroup":
+    tests are handed out one by one. Runs in each worker (where xdist sets `loadgroup`),
+    before xdist reads the groups."""
+    if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         definitions = getattr(item, "_fixtureinfo", None)
