@@ -27,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 8 --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/clip_encoders.py

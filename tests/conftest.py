@@ -3,12 +3,13 @@
 Everything runs on the tiny random CLIP (`MODEL.BACKBONE.NAME tiny`) and on fixture
 datasets written to temporary folders in the exact on-disk layout of the real ones.
 
-`make test` runs the suite on pytest-xdist workers (`-n logical --dist loadgroup`); plain
+`make test` runs the suite on pytest-xdist workers (`-n logical --dist loadfile`); plain
 `pytest` runs it in one process. Each worker is a process of its own with its own
 temporary folders (`tmp_path_factory`), so the session fixtures below (HOME, data, the
 warm `python`) are built once per worker and never shared: nothing here needs a lock.
-Tests that share a module-scoped fixture go to one worker (`pytest_collection_modifyitems`),
-so such a fixture is still built once.
+Each test file runs on one worker, so a module-scoped fixture is still built once.
+(Not `--dist loadgroup`: with pytest >= 9.2 it silently stops grouping,
+pytest-dev/pytest-xdist#1386.)
 """
 
 from __future__ import annotations
@@ -39,27 +40,6 @@ def _share_cores_between_workers() -> None:
 
 
 _share_cores_between_workers()
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With `--dist loadgroup`, keep each module's tests that use a module- or class-scoped
-    fixture on one worker (one group per module), so that fixture is built once; all other
-    tests are handed out one by one. Runs in each worker (where xdist sets `loadgroup`),
-    before xdist reads the groups."""
-    if not getattr(config.option, "loadgroup", False):
-        return
-    for item in items:
-        definitions = getattr(item, "_fixtureinfo", None)
-        if definitions is None or item.get_closest_marker("xdist_group"):
-            continue
-        scopes = {
-            fixturedef.scope
-            for fixturedefs in definitions.name2fixturedefs.values()
-            for fixturedef in fixturedefs
-        }
-        if scopes & {"module", "class", "package"}:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture(scope="session", autouse=True)
