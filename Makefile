@@ -1,7 +1,9 @@
 # Two entry points that work on a fresh machine with only Python installed:
 #   make demo   install, then base-to-new on a mini dataset (docs/MINI.md)
 #   make test   install with the test extra, then ruff and the whole pytest suite
+#               on one pytest-xdist worker per core (TEST_WORKERS=0: one process)
 PYTHON ?= python3
+TEST_WORKERS ?= logical
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -25,7 +27,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --maxprocesses 8 --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python bench/clip_encoders.py

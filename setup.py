@@ -29,7 +29,8 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "test": ["pytest", "ruff", "submitit", 'ray; python_version < "3.14"'],
+        # pytest-xdist: `make test` runs the suite on one worker per core
+        "test": ["pytest", "pytest-xdist", "ruff", "submitit", 'ray; python_version < "3.14"'],
         # ammpl-sweep's slurm and ray executors
         "cluster": ["submitit", "ray"],
     },

@@ -1,7 +1,8 @@
 """scripts/ammpl/*.sh end to end on fixture data with the tiny backbone (1 epoch).
 
-Independent runs go in parallel (two waves: trainings, then the evaluations that load them),
-since most of each run's time is the interpreter starting.
+`$PYTHON` is the warm fork server (the `fast_python` fixture), so no run pays for
+importing torch; independent runs go in parallel (two waves: trainings, then the
+evaluations that load them).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -37,8 +37,10 @@ FOLDERS = {
 }
 
 
-def start(repo_root: Path, workdir: Path, name: str, *args, data=None) -> subprocess.Popen:
-    env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1")
+def start(
+    repo_root: Path, workdir: Path, python: str, name: str, *args, data=None
+) -> subprocess.Popen:
+    env = dict(os.environ, PYTHON=python, OMP_NUM_THREADS="1")
     env.pop("DATA", None)
     if data is not None:
         env["DATA"] = str(data)
@@ -57,8 +59,8 @@ def finish(process: subprocess.Popen) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-def script(repo_root: Path, workdir: Path, name: str, *args, data=None):
-    return finish(start(repo_root, workdir, name, *args, data=data))
+def script(repo_root: Path, workdir: Path, python: str, name: str, *args, data=None):
+    return finish(start(repo_root, workdir, python, name, *args, data=data))
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +69,11 @@ def workdir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def runs(repo_root, benchmark_root, workdir) -> dict[str, subprocess.CompletedProcess]:
+def runs(repo_root, benchmark_root, fast_python, workdir) -> dict[str, subprocess.CompletedProcess]:
     results = {}
     for wave in (TRAININGS, EVALUATIONS):
         started = {
-            key: start(repo_root, workdir, *command, data=benchmark_root)
+            key: start(repo_root, workdir, fast_python, *command, data=benchmark_root)
             for key, command in wave.items()
         }
         results.update({key: finish(process) for key, process in started.items()})
@@ -107,11 +109,15 @@ def test_variants_and_components_follow_the_script(runs, workdir):
     assert "generalisable model" in base
 
 
-def test_finished_runs_are_skipped_and_dry_run_prints(runs, repo_root, benchmark_root, workdir):
-    again = script(repo_root, workdir, *TRAININGS["base2new_train"], data=benchmark_root)
+def test_finished_runs_are_skipped_and_dry_run_prints(
+    runs, repo_root, benchmark_root, fast_python, workdir
+):
+    again = script(
+        repo_root, workdir, fast_python, *TRAININGS["base2new_train"], data=benchmark_root
+    )
     assert again.returncode == 0 and "Skip this job" in again.stdout
-    dry = script(repo_root, workdir, "base2new_test.sh", "caltech101", 1, "base", "--dry-run",
-                 data=benchmark_root)  # fmt: skip
+    dry = script(repo_root, workdir, fast_python, "base2new_test.sh", "caltech101", 1, "base",
+                 "--dry-run", data=benchmark_root)  # fmt: skip
     assert dry.returncode == 0
     assert "--load-epoch 5" in dry.stdout and "SUBSAMPLE_CLASSES base" in dry.stdout
     assert (
@@ -120,14 +126,17 @@ def test_finished_runs_are_skipped_and_dry_run_prints(runs, repo_root, benchmark
     )
 
 
-def test_user_errors_are_one_line(repo_root, benchmark_root, workdir):
-    missing = script(repo_root, workdir, "fewshot.sh", "eurosat", 1, 1)
+def test_user_errors_are_one_line(repo_root, benchmark_root, fast_python, workdir):
+    def run(*args, data=benchmark_root):
+        return script(repo_root, workdir, fast_python, *args, data=data)
+
+    missing = run("fewshot.sh", "eurosat", 1, 1, data=None)
     assert missing.returncode == 2 and "DATA is not set" in missing.stderr
-    bad = script(repo_root, workdir, "ablation.sh", "eurosat", "C2", 1, data=benchmark_root)
+    bad = run("ablation.sh", "eurosat", "C2", 1)
     assert bad.returncode == 2 and "needs the mask (C1)" in bad.stderr
-    unknown = script(repo_root, workdir, "ablation.sh", "eurosat", "C4", 1, data=benchmark_root)
+    unknown = run("ablation.sh", "eurosat", "C4", 1)
     assert unknown.returncode == 2 and "unknown component 'C4'" in unknown.stderr
-    dataset = script(repo_root, workdir, "fewshot.sh", "nope", 1, 1, data=benchmark_root)
+    dataset = run("fewshot.sh", "nope", 1, 1)
     assert dataset.returncode == 2 and "no dataset config" in dataset.stderr
-    usage = script(repo_root, workdir, "base2new_train.sh", "eurosat", data=benchmark_root)
+    usage = run("base2new_train.sh", "eurosat")
     assert usage.returncode == 2 and "usage: base2new_train.sh DATASET SEED" in usage.stderr

@@ -17,8 +17,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests import _baselines_script_server as script_server
-
 METHODS = {
     # script folder: (trainer, base-to-new config, cross-dataset config)
     "cocoop": ("CoCoOp", "vit_b16_c4_ep10_batch1_ctxv1", "vit_b16_c4_ep10_batch1_ctxv1"),
@@ -33,13 +31,6 @@ METHODS = {
     "kgcoop": ("KgCoOp", "vit_b16_ep100_ctxv1", "vit_b16_ep100_ctxv1"),
 }
 TINY = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
-
-
-@pytest.fixture(scope="module")
-def fast_python(tmp_path_factory):
-    """$PYTHON for the scripts: a launcher talking to a warm fork server."""
-    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
-        yield launcher
 
 
 def run_script(repo_root: Path, script: str, args: list, env: dict, cwd: Path):

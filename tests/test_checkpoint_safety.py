@@ -129,7 +129,7 @@ def test_numpy_1_scalar_name_is_accepted(tmp_path):
     assert load_checkpoint(path)["val_result"] == 3.5
 
 
-def test_eval_only_refuses_a_crafted_checkpoint(repo_root, benchmark_root, tmp_path):
+def test_eval_only_refuses_a_crafted_checkpoint(repo_root, benchmark_root, fast_python, tmp_path):
     model_dir = tmp_path / "trained"
     (model_dir / "prompt_learner").mkdir(parents=True)
     marker = tmp_path / "ran"
@@ -138,6 +138,6 @@ def test_eval_only_refuses_a_crafted_checkpoint(repo_root, benchmark_root, tmp_p
     out = tmp_path / "eval"
     args = common_args(repo_root, benchmark_root, "caltech101", out, "CoOp")
     args += ["--eval-only", "--model-dir", model_dir, "--load-epoch", 1] + TINY
-    result = cli_error(args, repo_root)
+    result = cli_error(args, repo_root, fast_python)
     assert_one_line_error(result, "Refusing to load", "system", TRUST_ENV)
     assert not marker.exists()

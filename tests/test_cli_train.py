@@ -85,9 +85,11 @@ def test_zeroshot_clip_needs_no_model_dir(repo_root, benchmark_root, tmp_path):
     assert 0.0 <= last_accuracy(out / "log.txt") <= 100.0
 
 
-def cli_error(args: list, cwd: Path) -> subprocess.CompletedProcess:
+def cli_error(args: list, cwd: Path, python: str) -> subprocess.CompletedProcess:
+    """train.py as a command: `python` is the `fast_python` fixture (the warm fork server,
+    which runs train.py as `__main__` with this command line) or `sys.executable`."""
     return subprocess.run(
-        [sys.executable, str(cwd / "train.py"), *map(str, args)],
+        [python, str(cwd / "train.py"), *map(str, args)],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -116,7 +118,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *needles: str) ->
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(
-    repo_root, benchmark_root, tmp_path, flags, opts, needles
+    repo_root, benchmark_root, fast_python, tmp_path, flags, opts, needles
 ):
     out = tmp_path / "out"
     out.mkdir()
@@ -124,23 +126,26 @@ def test_user_errors_are_one_line_with_exit_code_2(
     base = common_args(repo_root, benchmark_root, "caltech101", out, "CoOp")
     flags = [flag.replace("{out}", str(out)) for flag in flags]
     # argparse keeps the last occurrence of a flag, so overrides follow the base flags
-    result = cli_error(base + flags + ["MODEL.BACKBONE.NAME", "tiny"] + opts, repo_root)
+    result = cli_error(
+        base + flags + ["MODEL.BACKBONE.NAME", "tiny"] + opts, repo_root, fast_python
+    )
     assert_one_line_error(result, *needles)
     assert (out / "log.txt").read_text().startswith("earlier run\n")
 
 
-def test_missing_dataset_root_is_one_line_error(repo_root, tmp_path):
+def test_missing_dataset_root_is_one_line_error(repo_root, fast_python, tmp_path):
     out = tmp_path / "out"
     result = cli_error(
         common_args(repo_root, tmp_path / "no_such_root", "caltech101", out, "CoOp")
         + ["MODEL.BACKBONE.NAME", "tiny"],
         repo_root,
+        fast_python,
     )
     assert_one_line_error(result, "no_such_root")
 
 
 def test_debug_flag_shows_the_traceback(repo_root, benchmark_root, tmp_path):
     args = common_args(repo_root, benchmark_root, "caltech101", tmp_path / "o", "CoOpp")
-    result = cli_error(args + ["--debug"], repo_root)
+    result = cli_error(args + ["--debug"], repo_root, sys.executable)  # a fresh interpreter
     assert result.returncode != 0
     assert "Traceback" in result.stderr

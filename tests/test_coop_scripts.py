@@ -19,7 +19,6 @@ import pytest
 
 from ammpl.results.collect import collect_runs
 from ammpl.results.parse import parse_directory
-from tests import _baselines_script_server as script_server
 
 TINY = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
 
@@ -142,12 +141,6 @@ def test_user_errors(repo_root, tmp_path):
     ):
         result = run_script(repo_root, "coop/main.sh", args, env, tmp_path)
         assert result.returncode == 2 and message in result.stderr, result.stderr
-
-
-@pytest.fixture(scope="module")
-def fast_python(tmp_path_factory):
-    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
-        yield launcher
 
 
 def accuracy(run_dir: Path) -> float:

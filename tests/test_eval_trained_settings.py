@@ -13,7 +13,6 @@ import pytest
 
 from ammpl.cli.train import main
 from ammpl.engine.logger import close_logger
-from tests import _baselines_script_server as script_server
 
 QUICK = ["DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
 
@@ -95,22 +94,20 @@ def test_an_evaluation_keeps_its_own_evaluation_choices(
     assert "CLASS_TOKEN_POSITION: middle" in log
 
 
-def test_base2new_test_after_a_tiny_training_run(repo_root, benchmark_root, tmp_path):
+def test_base2new_test_after_a_tiny_training_run(repo_root, benchmark_root, fast_python, tmp_path):
     """The issue's case: base2new_test.sh without the training's `MODEL.BACKBONE.NAME tiny`
     evaluates the tiny model instead of asking for ViT-B/16 weights."""
-    (tmp_path / "python").mkdir()
-    with script_server.warm_python(str(tmp_path / "python")) as python:
-        env = {**os.environ, "DATA": str(benchmark_root), "PYTHON": python, "OUTPUT_ROOT": "out"}
+    env = {**os.environ, "DATA": str(benchmark_root), "PYTHON": fast_python, "OUTPUT_ROOT": "out"}
 
-        def script(name: str, *args: str) -> subprocess.CompletedProcess:
-            return subprocess.run(
-                ["bash", str(repo_root / "scripts/ammpl" / name), "caltech101", "1", *args],
-                cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-            )  # fmt: skip
+    def script(name: str, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(repo_root / "scripts/ammpl" / name), "caltech101", "1", *args],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
 
-        train = script("base2new_train.sh", "MODEL.BACKBONE.NAME", "tiny", *QUICK)
-        assert train.returncode == 0, train.stderr[-2000:]
-        test = script("base2new_test.sh", *QUICK)
+    train = script("base2new_train.sh", "MODEL.BACKBONE.NAME", "tiny", *QUICK)
+    assert train.returncode == 0, train.stderr[-2000:]
+    test = script("base2new_test.sh", *QUICK)
     assert test.returncode == 0, test.stdout[-2000:] + test.stderr[-2000:]
     assert "with the settings it was trained with: MODEL.BACKBONE.NAME tiny" in test.stdout
     (result,) = (tmp_path / "out/base2new/test_new").rglob("results.json")

@@ -9,7 +9,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -31,7 +30,7 @@ def recipe_commands(repo_root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def recipe_run(repo_root, tmp_path_factory):
+def recipe_run(repo_root, fast_python, tmp_path_factory):
     """Run the block from a fresh folder (scripts, configs and train.py linked in)."""
     work = tmp_path_factory.mktemp("figure3")
     for name in ("scripts", "configs", "train.py"):
@@ -42,7 +41,7 @@ def recipe_run(repo_root, tmp_path_factory):
     try:
         assert fake.startswith("ammpl-data ")
         assert data_main(shlex.split(fake)[1:]) == 0
-        env = dict(os.environ, PYTHON=sys.executable, OMP_NUM_THREADS="1")
+        env = dict(os.environ, PYTHON=fast_python, OMP_NUM_THREADS="1")
         done = subprocess.run(
             ["bash", "-c", f"set -euo pipefail; {train}"],
             env=env,

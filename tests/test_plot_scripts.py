@@ -14,17 +14,10 @@ import pytest
 
 from ammpl.results.collect import collect_runs
 from ammpl.results.names import variant_display
-from tests import _baselines_script_server as script_server
 from tests.test_baselines_scripts import option, run_script
 
 TINY_RN = ["MODEL.BACKBONE.NAME", "tiny-rn", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
 TINY_VIT = [*TINY_RN[:1], "tiny", *TINY_RN[2:]]
-
-
-@pytest.fixture(scope="module")
-def fast_python(tmp_path_factory):
-    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
-        yield launcher
 
 
 def schedule(repo_root: Path, function: str, *args) -> str:

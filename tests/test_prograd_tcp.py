@@ -35,10 +35,9 @@ from tests._baselines_helpers import (
     reference_text_features,
     tiny_clip,
 )
-from tests.test_baselines_scripts import (  # noqa: F401  (fast_python is a fixture)
+from tests.test_baselines_scripts import (
     TINY,
     dry_run,
-    fast_python,
     option,
     recorded_accuracy,
     run_script,
@@ -384,7 +383,7 @@ def test_command_lines(repo_root, tmp_path):
     ]
 
 
-def test_scripts_end_to_end(repo_root, benchmark_root, fast_python, tmp_path):  # noqa: F811
+def test_scripts_end_to_end(repo_root, benchmark_root, fast_python, tmp_path):
     env = {"DATA": str(benchmark_root), "PYTHON": fast_python, "OUTPUT_ROOT": str(tmp_path)}
     steps = [
         ("prograd/base2new_train.sh", ["caltech101", 1],

@@ -15,10 +15,9 @@ import torch
 
 from ammpl.engine.checkpoint import load_checkpoint
 from tests._baselines_helpers import build_fixture_trainer
-from tests.test_baselines_scripts import (  # noqa: F401  (fast_python is a fixture)
+from tests.test_baselines_scripts import (
     TINY,
     dry_run,
-    fast_python,
     option,
     recorded_accuracy,
     run_script,
@@ -189,7 +188,7 @@ def test_promptsrc_command_lines(repo_root, tmp_path):
     assert generic[-2:] == ["DATASET.NUM_SHOTS", "4"]
 
 
-def test_promptsrc_scripts_end_to_end(repo_root, benchmark_root, fast_python, tmp_path):  # noqa: F811
+def test_promptsrc_scripts_end_to_end(repo_root, benchmark_root, fast_python, tmp_path):
     env = {"DATA": str(benchmark_root), "PYTHON": fast_python, "OUTPUT_ROOT": str(tmp_path)}
     b2n = f"caltech101/shots_16/PromptSRC/{B2N}/seed1"
     xd = f"PromptSRC/{XD}_2shots"

@@ -1,12 +1,12 @@
 """The parser and the collector on logs the real engine wrote: CoOp on the built-in Shapes
-data with the tiny backbone, 1 epoch, seeds 1 and 2 (run in parallel)."""
+data with the tiny backbone, 1 epoch, seeds 1 and 2 (run in parallel, train.py started
+through the warm fork server of the `fast_python` fixture)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
@@ -19,7 +19,7 @@ SEEDS = (1, 2)
 
 
 @pytest.fixture(scope="module")
-def shapes_runs(repo_root, shapes_root, tmp_path_factory):
+def shapes_runs(repo_root, shapes_root, fast_python, tmp_path_factory):
     ensure_shapes(str(shapes_root))  # once, before two processes would both generate it
     output = tmp_path_factory.mktemp("results_real") / "output"
     experiment = output / "shapes" / "CoOp" / "demo_shapes_2shots"
@@ -27,7 +27,7 @@ def shapes_runs(repo_root, shapes_root, tmp_path_factory):
     processes = [
         subprocess.Popen(
             [
-                sys.executable,
+                fast_python,
                 str(repo_root / "train.py"),
                 "--root",
                 str(shapes_root),

@@ -24,15 +24,8 @@ from ammpl.sweep import cli
 from ammpl.sweep.executors import LocalExecutor, Request
 from ammpl.sweep.plan import Run, SweepSpec, expand, method_steps
 from ammpl.sweep.runner import BLOCKED, FAILED, FINISHED, PENDING, SweepRunner
-from tests import _baselines_script_server as script_server
 
 QUICK = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
-
-
-@pytest.fixture(scope="module")
-def fast_python(tmp_path_factory):
-    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
-        yield launcher
 
 
 def script(repo_root: Path, cwd: Path, name: str, *args, env: dict) -> None:

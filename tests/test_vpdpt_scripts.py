@@ -24,18 +24,11 @@ from ammpl.results.collect import collect_runs
 from ammpl.results.plots import fewshot_panels
 from ammpl.results.tables import fewshot_table
 from ammpl.trainers.param_counts import DPT_SCRIPT_OPTS
-from tests import _baselines_script_server as script_server
 from tests.test_baselines_scripts import run_script
 from tests.test_results_tables import run
 
 TINY = ["MODEL.BACKBONE.NAME", "tiny", "DATALOADER.NUM_WORKERS", "0", "OPTIM.MAX_EPOCH", "1"]
 METHODS = {"vp": ("VP", "prompter"), "dpt": ("DPT", "prompt_learner")}
-
-
-@pytest.fixture(scope="module")
-def fast_python(tmp_path_factory):
-    with script_server.warm_python(str(tmp_path_factory.mktemp("python"))) as launcher:
-        yield launcher
 
 
 def dry_run(repo_root: Path, tmp_path: Path, script: str, args: list) -> list[list[str]]:
