@@ -292,6 +292,10 @@ def _render_worker(
 ) -> None:
     """Draw the run's batches in order into `queue`, each with the RNG state after it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the training process decides
+    # terminate() must end this process even where the parent had a Python SIGTERM handler
+    # (pytest-xdist workers have one): otherwise a worker whose last batches nobody reads
+    # waits forever to flush them, and the training process waits for it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     torch.set_num_threads(1)
     rng = np.random.default_rng()
     rng.bit_generator.state = rng_state
@@ -360,7 +364,10 @@ class BatchStream:
     def close(self) -> None:
         if self.process is not None:
             self.process.terminate()
-            self.process.join()
+            self.process.join(timeout=10)
+            if self.process.is_alive():
+                self.process.kill()
+                self.process.join()
             self.process = None
 
 
