@@ -161,3 +161,27 @@ def test_a_dead_render_process_is_a_one_line_error_not_a_hang(monkeypatch):
             stream.next()
     finally:
         stream.close()
+
+
+def test_init_starts_from_the_given_weights_and_bad_files_are_one_line(tmp_path, capsys):
+    from dataclasses import replace
+
+    from ammpl.mini.model import build_mini_clip, pack_state
+    from ammpl.mini.pretrain import save_weights
+
+    start = tmp_path / "start.pt"
+    save_weights(build_mini_clip(seed=7), start, {})
+    model, losses = pretrain(recipe=replace(TINY, init=str(start)), log_every=0, stop_after=0)
+    assert losses == []
+    expected, got = pack_state(build_mini_clip(seed=7).state_dict()), pack_state(model.state_dict())
+    assert all(torch.equal(expected[key], got[key]) for key in expected)
+    fresh, _ = pretrain(recipe=TINY, log_every=0, stop_after=0)  # seed 3's random weights
+    assert not torch.equal(fresh.visual.proj, model.visual.proj)
+
+    other = tmp_path / "other.pt"
+    torch.save({"weight": torch.zeros(2)}, other)
+    for path, message in ((tmp_path / "none.pt", "does not exist"), (other, "does not hold mini")):
+        out = tmp_path / "w.pt"
+        assert main(["--steps", "2", "--init", str(path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and str(path) in err and len(err.strip().splitlines()) == 1

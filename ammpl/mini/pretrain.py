@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ammpl.clip.tokenizer import tokenize
+from ammpl.clip.weights import read_state_dict
 from ammpl.mini.model import build_mini_clip, pack_state, unpack_state
 from ammpl.mini.world import SHAPES, describe, render, sample_scene, to_tensor_batch
 from ammpl.utils.errors import AmmplError, CheckpointError, ConfigError
@@ -408,7 +409,7 @@ def pretrain(
     torch.manual_seed(recipe.seed)
     model = build_mini_clip(recipe.seed)
     if recipe.init:
-        model.load_state_dict(_initial_state(Path(recipe.init)))
+        _load_initial_weights(model, Path(recipe.init))
     model.train()
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, recipe.weight_decay), lr=recipe.lr, betas=(0.9, 0.98)
@@ -469,15 +470,17 @@ def pretrain(
     return model, losses
 
 
-def _initial_state(path: Path) -> dict[str, torch.Tensor]:
-    """The full state dict of a packed mini weights file (a one-line error if unreadable)."""
-    if not path.is_file():
-        raise CheckpointError(f"--init: no mini weights file at {path}")
+def _load_initial_weights(model: torch.nn.Module, path: Path) -> None:
+    """`--init`: the run starts from a mini weights file (one-line errors: missing, unreadable,
+    or weights of another architecture)."""
+    state = unpack_state(read_state_dict(path))
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001  - any unreadable file is one line
-        raise CheckpointError(f"--init: {path} is not a mini weights file ({error})") from None
-    return unpack_state(state)
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        reason = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise CheckpointError(
+            f"--init: {path} does not hold mini weights of this architecture ({reason})"
+        ) from None
 
 
 def _train_step(
