@@ -11,7 +11,9 @@
 #             prograd | tcp: fewshot, base2new, xd (their epoch and λ rules in their scripts)
 #             vp | dpt | plot | plotpp: fewshot only (plot, plotpp: PLOT's epochs-by-shots
 #             rule; N or M from the environment)
-#             coop: fewshot (CoOp's epoch-by-shots configs); zsclip (or coop): zeroshot
+#             coop: fewshot (CoOp's epoch-by-shots configs), base2new and xd (the CoCoOp
+#             paper's CoOp baseline: vit_b16_ctxv1 / vit_b16_ep50_ctxv1); zsclip (or coop):
+#             zeroshot
 #             mma | coprompt: base2new, xd (their papers have no few-shot protocol)
 #             (the list comes from scripts/*/fewshot.sh and */base2new_train.sh:
 #             ammpl-sweep --help)

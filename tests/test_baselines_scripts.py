@@ -141,3 +141,33 @@ def test_every_script_end_to_end(repo_root, benchmark_root, fast_python, tmp_pat
     again = run_script(repo_root, f"{folder}/base2new_train.sh", ["caltech101", 1, *TINY], env,
                        tmp_path)  # fmt: skip
     assert again.returncode == 0 and "Skip this job" in again.stdout
+
+
+def test_coop_base_to_new_and_cross_dataset_command_lines(repo_root, tmp_path):
+    """CoOp as the CoCoOp paper ran it: vit_b16_ctxv1 (200 epochs; ImageNet vit_b16_ep50_ctxv1),
+    loaded at that epoch, not at CoCoOp's 10; cross-dataset vit_b16_ep50_ctxv1."""
+    train = dry_run(repo_root, "coop/base2new_train.sh", ["caltech101", 1], tmp_path)
+    base_dir = "out/base2new/train_base/caltech101/shots_16/CoOp/vit_b16_ctxv1/seed1"
+    assert option(train, "--trainer") == "CoOp" and option(train, "--output-dir") == base_dir
+    test = dry_run(repo_root, "coop/base2new_test.sh", ["caltech101", 1], tmp_path)
+    assert option(test, "--model-dir") == base_dir and option(test, "--load-epoch") == "200"
+    for script in ("coop/base2new_train.sh", "coop/base2new_test.sh"):
+        env = {"DATA": str(tmp_path), "PYTHON": sys.executable, "OUTPUT_ROOT": "out"}
+        first = run_script(repo_root, script, ["--dry-run", "imagenet", 1], env, tmp_path)
+        assert first.returncode == 0, first.stderr
+        command = shlex.split(first.stdout.strip().splitlines()[-1])
+        assert option(command, "--config-file").endswith("CoOp/vit_b16_ep50_ctxv1.yaml")
+    xd_train = dry_run(repo_root, "coop/xd_train.sh", [2], tmp_path)
+    source_dir = "out/imagenet/CoOp/vit_b16_ep50_ctxv1_16shots/seed2"
+    assert option(xd_train, "--output-dir") == source_dir
+    xd_test = dry_run(repo_root, "coop/xd_test.sh", ["dtd", 2], tmp_path)
+    assert option(xd_test, "--model-dir") == source_dir and option(xd_test, "--load-epoch") == "50"
+
+
+def test_coop_base_to_new_end_to_end(repo_root, benchmark_root, fast_python, tmp_path):
+    env = {"DATA": str(benchmark_root), "PYTHON": fast_python, "OUTPUT_ROOT": str(tmp_path)}
+    b2n = "caltech101/shots_16/CoOp/vit_b16_ctxv1/seed1"
+    for script, out in (("base2new_train.sh", "train_base"), ("base2new_test.sh", "test_new")):
+        result = run_script(repo_root, f"coop/{script}", ["caltech101", 1, *TINY], env, tmp_path)
+        assert result.returncode == 0, f"{script}: {result.stdout[-2000:]}\n{result.stderr}"
+        assert 0.0 <= recorded_accuracy(tmp_path / "base2new" / out / b2n) <= 100.0

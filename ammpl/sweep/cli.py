@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods",
         nargs="+",
         required=True,
-        help=f"{' '.join(trainable_methods())} coop zsclip (fewshot only: "
-        f"{' '.join(fewshot_only_methods())} coop; no fewshot: {' '.join(no_fewshot_methods())}; "
+        help=f"{' '.join(trainable_methods())} zsclip (fewshot only: "
+        f"{' '.join(fewshot_only_methods())}; no fewshot: {' '.join(no_fewshot_methods())}; "
         "zeroshot: zsclip coop; ablation: ammpl)",
     )
     what.add_argument("--datasets", nargs="+", default=PAPER_DATASETS, help="(the paper's 9)")

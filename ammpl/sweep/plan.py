@@ -27,14 +27,14 @@ SCRIPTS = REPO_ROOT / "scripts"
 PROTOCOLS = ("fewshot", "base2new", "xd", "ablation", "zeroshot")
 # the per-method script folders, in the order run_all.sh documents them
 TRAINABLE_ORDER = (
-    "ammpl", "cocoop", "maple", "ivlp", "dlp", "vpt", "promptsrc", "kgcoop", "vp", "dpt", "plot",
-    "plotpp",
+    "ammpl", "coop", "cocoop", "maple", "ivlp", "dlp", "vpt", "promptsrc", "kgcoop", "vp", "dpt",
+    "plot", "plotpp",
 )  # fmt: skip
 
 
 def trainable_methods() -> tuple[str, ...]:
-    """Every scripts/<method>/ with a fewshot.sh or a base2new_train.sh (MMA and CoPrompt
-    have no few-shot protocol): the documented order, then the others."""
+    """Every scripts/<method>/ with a few-shot script or a base2new_train.sh (MMA and
+    CoPrompt have no few-shot protocol): the documented order, then the others."""
     scripts = [*SCRIPTS.glob("*/fewshot.sh"), *SCRIPTS.glob("*/base2new_train.sh")]
     found = sorted({p.parent.name for p in scripts if p.parent.name != "protocols"})
     return tuple(m for m in TRAINABLE_ORDER if m in found) + tuple(
@@ -50,7 +50,12 @@ def fewshot_only_methods() -> tuple[str, ...]:
 
 def no_fewshot_methods() -> tuple[str, ...]:
     """The trainable methods without a few-shot script (their papers have no such protocol)."""
-    return tuple(m for m in trainable_methods() if not (SCRIPTS / m / "fewshot.sh").is_file())
+    return tuple(m for m in trainable_methods() if not has_fewshot_script(m))
+
+
+def has_fewshot_script(method: str) -> bool:
+    """CoOp's few-shot script is its repository's scripts/coop/main.sh; the others' fewshot.sh."""
+    return (SCRIPTS / method / ("main.sh" if method == "coop" else "fewshot.sh")).is_file()
 
 
 PAPER_DATASETS = (
@@ -143,7 +148,7 @@ def protocol_methods(protocol: str) -> tuple[str, ...]:
         return tuple(
             m for m in trainable_methods() if (SCRIPTS / m / f"{protocol}_train.sh").is_file()
         )
-    return (*(m for m in trainable_methods() if (SCRIPTS / m / "fewshot.sh").is_file()), "coop")
+    return tuple(m for m in trainable_methods() if has_fewshot_script(m))
 
 
 def known_method(protocol: str, method: str) -> str:
