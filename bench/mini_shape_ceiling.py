@@ -9,6 +9,7 @@ split by object size. docs/MINI.md ("a supervised ceiling") reports its numbers.
 
     OMP_NUM_THREADS=1 python bench/mini_shape_ceiling.py [--tower vit|cnn] [--steps 1500]
         [--lr 1e-3] [--layers 4] [--width 96] [--patch 8] [--eval-every 100]
+        [--vision pos_embed_type=sin_cos_2d] [--fix pattern=plain]
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ from ammpl.mini.pretrain import normalise
 from ammpl.mini.world import SHAPES, render, sample_scene, to_tensor_batch
 
 
-def vit_tower(layers: int, width: int, patch: int) -> nn.Module:
-    """The mini image tower, with these sizes (the mini itself: 4, 96, 8)."""
+def vit_tower(layers: int, width: int, patch: int, extra: dict | None = None) -> nn.Module:
+    """The mini image tower, with these sizes (the mini itself: 4, 96, 8) and open_clip
+    vision options (`extra`, e.g. pos_embed_type=sin_cos_2d)."""
     vision = dict(MINI_CLIP_CONFIG["vision_cfg"], layers=layers, width=width, patch_size=patch)
+    vision.update(extra or {})
     text = dict(MINI_CLIP_CONFIG["text_cfg"], layers=1)
     embed = MINI_CLIP_CONFIG["embed_dim"]
     return open_clip.CLIP(embed_dim=embed, vision_cfg=vision, text_cfg=text, quick_gelu=True).visual
@@ -50,6 +53,16 @@ def pixels(images: list) -> torch.Tensor:
     return normalise(np.ascontiguousarray(to_tensor_batch(images)))
 
 
+def _option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, {"true": True, "false": False}.get(value.lower(), value)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tower", choices=("vit", "cnn"), default="vit")
@@ -61,11 +74,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--width", type=int, default=96)
     parser.add_argument("--patch", type=int, default=8)
+    parser.add_argument(
+        "--vision",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an open_clip vision_cfg option (repeatable), e.g. pos_embed_type=sin_cos_2d",
+    )
+    parser.add_argument(
+        "--fix",
+        action="append",
+        default=[],
+        metavar="FACTOR=VALUE",
+        help="pin a factor of the training scenes (repeatable), e.g. pattern=plain",
+    )
     parser.add_argument("--eval-every", type=int, default=100)
     parser.add_argument("--probe-images", type=int, default=240)
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    tower = vit_tower(args.layers, args.width, args.patch) if args.tower == "vit" else cnn_tower()
+    extra = dict(_option(text) for text in args.vision)
+    tower = (
+        vit_tower(args.layers, args.width, args.patch, extra)
+        if args.tower == "vit"
+        else cnn_tower()
+    )
     head = nn.Linear(MINI_CLIP_CONFIG["embed_dim"], len(SHAPES))
     parameters = [*tower.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(
@@ -77,13 +109,14 @@ def main(argv: list[str] | None = None) -> int:
     probe_images = pixels([render(scene, probe_rng) for scene in scenes])
     large = np.array([scene.size == "large" for scene in scenes])
     rng = np.random.default_rng(1)
+    fixed = dict(text.partition("=")[::2] for text in args.fix)
     started = time.time()
     for step in range(args.steps):
         warm = min(1.0, (step + 1) / args.warmup)
         lr = args.lr * warm * 0.5 * (1 + math.cos(math.pi * step / args.steps))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = [sample_scene(rng) for _ in range(args.batch_size)]
+        batch = [sample_scene(rng, **fixed) for _ in range(args.batch_size)]
         images = pixels([render(scene, rng) for scene in batch])
         targets = torch.tensor([SHAPES.index(scene.shape) for scene in batch])
         loss = F.cross_entropy(head(tower(images)), targets)
