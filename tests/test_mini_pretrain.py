@@ -119,6 +119,39 @@ def test_resuming_with_other_settings_or_no_state_is_a_one_line_error(tmp_path, 
     assert "no pretraining state" in err and len(err.strip().splitlines()) == 1
 
 
+class _RunsCode:
+    """Unpickling this creates a file: what a hostile state file could do instead."""
+
+    def __init__(self, marker: str):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_state_file_is_read_without_running_code_from_it(tmp_path, capsys):
+    from ammpl.mini import probe
+
+    state = tmp_path / "run.state.pt"
+    pretrain(recipe=TINY, log_every=0, state_file=state, stop_after=1)
+    saved = torch.load(state, weights_only=False)
+    assert isinstance(saved["torch"], str) and type(saved["torch"]) is str
+    # a state written before torch's version was stored as a str still resumes
+    torch.save({**saved, "torch": torch.__version__}, state)
+    pretrain(recipe=TINY, log_every=0, state_file=state, resume=True, stop_after=2)
+    marker = tmp_path / "ran"
+    torch.save({**saved, "rng": _RunsCode(str(marker))}, state)
+    with pytest.raises(CheckpointError, match="cannot be|can be read safely"):
+        pretrain(recipe=TINY, log_every=0, state_file=state, resume=True)
+    assert probe.main([str(state)]) == 2
+    err = capsys.readouterr().err
+    assert "could run code" in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
+    state.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(CheckpointError, match="not a pretraining state that can be read"):
+        pretrain(recipe=TINY, log_every=0, state_file=state, resume=True)
+
+
 def test_sigterm_finishes_the_step_writes_the_state_and_resume_goes_on(tmp_path):
     import os
     import signal

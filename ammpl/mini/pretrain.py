@@ -537,11 +537,46 @@ def save_state(
         "torch_rng": torch.get_rng_state(),
         "losses": losses,
         "seconds": seconds,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # a plain str: the file stays loadable weights-only
         "threads": torch.get_num_threads(),
     }
     with atomic_write(path) as handle:
         torch.save(state, handle)
+
+
+STATE_KEYS = ("recipe", "step", "model", "optimizer", "rng", "losses", "seconds")
+
+
+def read_run_state(path: Path | str) -> dict:
+    """A run's saved state, read without running code from the file.
+
+    Unpickling a state file runs whatever a pickle asks for, so it is read weights-only: a
+    shared or damaged file can at worst be refused. (States written before torch's version
+    was saved as a str hold it as a TorchVersion, a str subclass, allowed here.)
+    """
+    from torch.torch_version import TorchVersion
+
+    try:
+        with torch.serialization.safe_globals([TorchVersion]):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as exc:
+        reason = exc.strerror or exc
+        raise CheckpointError(f"cannot read pretraining state {path}: {reason}") from exc
+    except Exception as exc:  # refused globals, truncated archives: torch raises many types
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights only load failed" in reason.lower():
+            reason = "it holds Python objects besides tensors and plain data, which could run code"
+        raise CheckpointError(
+            f"{path} is not a pretraining state that can be read safely ({reason}); "
+            "start the run again without --resume"
+        ) from exc
+    missing = [key for key in STATE_KEYS if not isinstance(state, dict) or key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a pretraining state (no {', '.join(missing)}); "
+            "start the run again without --resume"
+        )
+    return state
 
 
 def load_state(path: Path | None, recipe: Recipe) -> dict:
@@ -550,7 +585,7 @@ def load_state(path: Path | None, recipe: Recipe) -> dict:
         raise CheckpointError(
             f"no pretraining state at {path} to resume; start the run without --resume"
         )
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = read_run_state(path)
     mine = json.loads(json.dumps(asdict(recipe)))
     theirs = {**json.loads(json.dumps(asdict(Recipe()))), **json.loads(json.dumps(saved["recipe"]))}
     if mine != theirs:
@@ -673,8 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     probe = shape_probe(model)
     seconds = time.time() - start
     if args.resume:  # the whole run's time, over every invocation
-        saved = torch.load(state_path(args.out), map_location="cpu", weights_only=False)
-        seconds = saved["seconds"]
+        seconds = read_run_state(state_path(args.out))["seconds"]
     record = {
         **asdict(recipe),
         "torch": torch.__version__,

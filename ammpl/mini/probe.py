@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import torch
 
-from ammpl.mini.pretrain import zero_shot_accuracy
+from ammpl.mini.pretrain import read_run_state, zero_shot_accuracy
 from ammpl.mini.world import (
     BACKGROUNDS,
     COLOURS,
@@ -28,6 +28,7 @@ from ammpl.mini.world import (
     render,
     sample_scene,
 )
+from ammpl.utils.errors import AmmplError
 
 FACTORS: dict[str, tuple[tuple[str, ...], str]] = {
     "colour": (tuple(COLOURS), "a photo of a {} shape."),
@@ -59,7 +60,7 @@ def model_of_state(path: str) -> torch.nn.Module:
     """The model of a running pretraining's resumable state (`<out>.state.pt`), eval mode."""
     from ammpl.mini.model import build_mini_clip
 
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = read_run_state(path)
     model = build_mini_clip()
     model.load_state_dict(state["model"])
     print(f"{path}: step {state['step']} of {state['recipe']['steps']}")
@@ -72,12 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-value", type=int, default=12, help="images per factor value")
     parser.add_argument("--seed", type=int, default=5, help="seed of the probe images")
     args = parser.parse_args(argv)
-    if args.weights and args.weights.endswith(".state.pt"):
-        model = model_of_state(args.weights)
-    else:
-        from ammpl.clip.backbones import load_backbone
+    try:
+        if args.weights and args.weights.endswith(".state.pt"):
+            model = model_of_state(args.weights)
+        else:
+            from ammpl.clip.backbones import load_backbone
 
-        model = load_backbone("mini", path=args.weights)
+            model = load_backbone("mini", path=args.weights)
+    except AmmplError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     results = factor_accuracies(model, per_value=args.per_value, seed=args.seed)
     for factor, (accuracy, chance) in results.items():
         print(f"{factor:<11} {accuracy:5.1f} %  (chance {chance:.1f} %)")
