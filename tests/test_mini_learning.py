@@ -123,3 +123,8 @@ def test_probe_shows_what_the_committed_model_knows(capsys):
     lines = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
     assert float(lines["colour"].split()[0]) >= 80  # docs/MINI.md: 93.8 %
     assert float(lines["background"].split()[0]) >= 80  # docs/MINI.md: 100 %
+    # the shapes one by one, and which of them count as known (≥ 60 %: issue 17's fallback)
+    by_shape = dict(item.rsplit(" ", 1) for item in lines["by"].removeprefix("shape").split(","))
+    assert len(by_shape) == 12
+    known = [shape.strip() for shape, value in by_shape.items() if float(value) >= 60]
+    assert lines["shapes"].startswith(f"named ≥ 60 %: {len(known)} ")

@@ -212,13 +212,18 @@ def contrastive_loss(
 
 
 @torch.no_grad()
+def zero_shot_predictions(model: torch.nn.Module, images: list, prompts: list[str]) -> np.ndarray:
+    """The index of the most similar of `prompts` for each image."""
+    image_features = F.normalize(model.encode_image(normalise(to_tensor_batch(images))), dim=-1)
+    text_features = F.normalize(model.encode_text(tokenize(prompts)), dim=-1)
+    return (image_features @ text_features.t()).argmax(dim=1).numpy()
+
+
 def zero_shot_accuracy(
     model: torch.nn.Module, images: list, labels: Sequence[int], prompts: list[str]
 ) -> float:
     """Accuracy (%) of naming each image by the most similar of `prompts` (one per label)."""
-    image_features = F.normalize(model.encode_image(normalise(to_tensor_batch(images))), dim=-1)
-    text_features = F.normalize(model.encode_text(tokenize(prompts)), dim=-1)
-    predictions = (image_features @ text_features.t()).argmax(dim=1).numpy()
+    predictions = zero_shot_predictions(model, images, prompts)
     return float((predictions == np.asarray(labels)).mean() * 100)
 
 

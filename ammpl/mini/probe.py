@@ -7,18 +7,20 @@ a run while it goes on.
 
 For each factor (colour, pattern, background, shape, size) it draws N images per value
 (default 12), varying every other factor, and names the value with one prompt; chance is
-1 / values.
+1 / values. The shapes are also reported one by one, with how many are named at least 60 %
+of the time (issue 17's fallback: object datasets of the shapes the model knows).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ammpl.mini.pretrain import read_run_state, zero_shot_accuracy
+from ammpl.mini.pretrain import read_run_state, zero_shot_predictions
 from ammpl.mini.world import (
     BACKGROUNDS,
     COLOURS,
@@ -39,9 +41,21 @@ FACTORS: dict[str, tuple[tuple[str, ...], str]] = {
 }
 
 
+KNOWN_SHAPE = 60.0  # % of a shape's images named right for the shape to count as known
+
+
+@dataclass
+class FactorResult:
+    accuracy: float  # %
+    chance: float  # %
+    by_value: dict[str, float]  # % of each value's images named right
+
+
 @torch.no_grad()
-def factor_accuracies(model: torch.nn.Module, per_value: int = 12, seed: int = 5) -> dict:
-    """{factor: (accuracy %, chance %)} for the model (eval mode)."""
+def probe_factors(
+    model: torch.nn.Module, per_value: int = 12, seed: int = 5
+) -> dict[str, FactorResult]:
+    """Every factor's accuracy, chance and per-value accuracy for the model (eval mode)."""
     rng = np.random.default_rng(seed)
     results = {}
     for factor, (values, template) in FACTORS.items():
@@ -51,9 +65,26 @@ def factor_accuracies(model: torch.nn.Module, per_value: int = 12, seed: int = 5
                 images.append(render(sample_scene(rng, count="1", **{factor: value}), rng))
                 labels.append(label)
         prompts = [template.format(value) for value in values]
-        accuracy = zero_shot_accuracy(model, images, labels, prompts)
-        results[factor] = (accuracy, 100 / len(values))
+        hits = zero_shot_predictions(model, images, prompts) == np.asarray(labels)
+        by_value = {
+            v: float(hits[np.asarray(labels) == k].mean() * 100) for k, v in enumerate(values)
+        }
+        results[factor] = FactorResult(float(hits.mean() * 100), 100 / len(values), by_value)
     return results
+
+
+def factor_accuracies(model: torch.nn.Module, per_value: int = 12, seed: int = 5) -> dict:
+    """{factor: (accuracy %, chance %)} for the model (eval mode)."""
+    return {
+        factor: (result.accuracy, result.chance)
+        for factor, result in probe_factors(model, per_value, seed).items()
+    }
+
+
+def known_shapes(result: FactorResult) -> list[str]:
+    """The shapes named at least KNOWN_SHAPE % of the time, best first."""
+    ranked = sorted(result.by_value.items(), key=lambda item: -item[1])
+    return [shape for shape, accuracy in ranked if accuracy >= KNOWN_SHAPE]
 
 
 def model_of_state(path: str) -> torch.nn.Module:
@@ -83,9 +114,14 @@ def main(argv: list[str] | None = None) -> int:
     except AmmplError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    results = factor_accuracies(model, per_value=args.per_value, seed=args.seed)
-    for factor, (accuracy, chance) in results.items():
-        print(f"{factor:<11} {accuracy:5.1f} %  (chance {chance:.1f} %)")
+    results = probe_factors(model, per_value=args.per_value, seed=args.seed)
+    for factor, result in results.items():
+        print(f"{factor:<11} {result.accuracy:5.1f} %  (chance {result.chance:.1f} %)")
+    shapes = results["shape"]
+    ranked = sorted(shapes.by_value.items(), key=lambda item: -item[1])
+    print("by shape    " + ", ".join(f"{shape} {accuracy:.0f}" for shape, accuracy in ranked))
+    known = known_shapes(shapes)
+    print(f"shapes named ≥ {KNOWN_SHAPE:.0f} %: {len(known)} ({' '.join(known) or 'none'})")
     return 0
 
 
