@@ -32,12 +32,12 @@ step() {
 
 source "$SCRIPTS/mini/values.sh"  # mini_values METHOD DATASET SHOTS
 
-script_of() {  # CoOp ships no base-to-new / few-shot wrapper: use the protocol directly
+script_of() {  # CoOp's few-shot script is main.sh, not a fewshot.sh: use the protocol directly
     local method=$1 protocol=$2
-    if [[ "$method" == "coop" ]]; then
-        echo "$SCRIPTS/protocols/$protocol.sh"
-    else
+    if [[ -f "$SCRIPTS/$method/$protocol.sh" ]]; then
         echo "$SCRIPTS/$method/$protocol.sh"
+    else
+        echo "$SCRIPTS/protocols/$protocol.sh"
     fi
 }
 
