@@ -49,7 +49,7 @@ class PhotoStyle:
     """
 
     backgrounds: tuple[str, ...] = BACKGROUNDS
-    clutter: tuple[int, int] = (0, 6)
+    clutter: tuple[int, int] = (0, 3)
     radius: tuple[float, float] = (11.0, 20.0)
     jitter: float = 5.0
     sketch: bool = False
