@@ -23,6 +23,8 @@
 #                                with DRY_RUN print it
 #   dataset_config NAME          path of configs/datasets/NAME.yaml (exit 2 listing names if absent)
 #   method_config TRAINER CFG    path of configs/trainers/TRAINER/CFG.yaml (exit 2 if absent)
+#   cfg_for_dataset CFG IMAGENET_CFG ARGS...  IMAGENET_CFG when DATASET (the first of ARGS
+#                                that is not a --flag) is imagenet, else CFG (wrappers' defaults)
 #
 # Variables: REPO_ROOT (checkout), PYTHON (${PYTHON:-python}), OUTPUT_ROOT (${OUTPUT_ROOT:-output},
 # relative to the current directory), DATA (datasets folder, from the environment).
@@ -153,4 +155,15 @@ method_config() {
     local path="$REPO_ROOT/configs/trainers/$1/$2.yaml"
     [[ -f "$path" ]] || die "no config configs/trainers/$1/$2.yaml (set CFG to a file in configs/trainers/$1/)"
     echo "$path"
+}
+
+cfg_for_dataset() {
+    local default=$1 imagenet=$2 arg
+    shift 2
+    for arg in "$@"; do
+        [[ "$arg" == --* ]] && continue
+        [[ "$arg" == imagenet ]] && default=$imagenet
+        break
+    done
+    echo "$default"
 }

@@ -3,11 +3,6 @@
 # as the CoCoOp paper ran its CoOp baseline: 4 context tokens from "a photo of a", 200
 # epochs (vit_b16_ctxv1); ImageNet 50 (vit_b16_ep50_ctxv1). CFG=... picks another config.
 # usage: DATA=/path/to/datasets scripts/coop/base2new_train.sh DATASET SEED [KEY VALUE ...]
-DEFAULT_CFG=vit_b16_ctxv1
-for arg in "$@"; do  # the first argument that is not a --flag is DATASET
-    [[ "$arg" == --* ]] && continue
-    [[ "$arg" == imagenet ]] && DEFAULT_CFG=vit_b16_ep50_ctxv1
-    break
-done
-TRAINER=CoOp CFG="${CFG:-$DEFAULT_CFG}" \
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"  # cfg_for_dataset
+TRAINER=CoOp CFG="${CFG:-$(cfg_for_dataset vit_b16_ctxv1 vit_b16_ep50_ctxv1 "$@")}" \
     exec bash "$(dirname "${BASH_SOURCE[0]}")/../protocols/base2new_train.sh" "$@"
