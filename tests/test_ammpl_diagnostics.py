@@ -1,0 +1,64 @@
+"""`measure_learning` (the readings study's gradient shares and h / E norms): what it
+reports follows from the initialisation, and measuring changes nothing in the model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ammpl.trainers.ammpl.diagnostics import measure_learning
+from tests.test_ammpl_trainer import GEN, TINY, args, make_trainer
+
+SHOTS = ["DATASET.NUM_SHOTS", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "2"]
+
+
+def trainer_with(repo_root, benchmark_root, tmp_path, *opts: str):
+    argv = args(repo_root, benchmark_root, tmp_path, GEN) + TINY + SHOTS + list(opts)
+    return make_trainer(argv)
+
+
+def test_zero_init_starts_with_no_shift_and_no_class_fill(repo_root, benchmark_root, tmp_path):
+    trainer = trainer_with(
+        repo_root, benchmark_root, tmp_path, "TRAINER.AMMPL.INTERACT_INIT", "zero"
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.prompt_learner.named_parameters()}
+    result = measure_learning(trainer, batches=2)
+    assert result["batches"] == 2
+    assert result["h_norm"] == 0.0 and result["E_norm"] == 0.0
+    # the output layers still get a gradient, so the networks can leave zero
+    assert set(result["grad"]) == {"ctx", "P", "pad", "f_I", "f_T"}
+    assert all(value > 0 for value in result["grad"].values())
+    assert 0 < result["ctx_grad_share"] < 1
+    assert result["pad_norm"] == pytest.approx(
+        trainer.model.prompt_learner.pad.detach().flatten().norm().item()
+    )
+    for name, param in trainer.model.prompt_learner.named_parameters():
+        assert torch.equal(param.detach(), before[name]), name
+        assert param.grad is None, name
+
+
+def test_default_init_shifts_the_context_and_fills_by_class(repo_root, benchmark_root, tmp_path):
+    result = measure_learning(trainer_with(repo_root, benchmark_root, tmp_path), batches=1)
+    assert result["h_norm"] > 0 and result["E_norm"] > 0
+
+
+def test_without_mask_and_interaction_all_gradient_is_the_context(
+    repo_root, benchmark_root, tmp_path
+):
+    off = ["TRAINER.AMMPL.MASK", "False", "TRAINER.AMMPL.PAD", "False"]
+    off += ["TRAINER.AMMPL.INTERACT", "False"]
+    result = measure_learning(trainer_with(repo_root, benchmark_root, tmp_path, *off), 1)
+    assert set(result["grad"]) == {"ctx"} and result["ctx_grad_share"] == 1.0
+    assert result["h_norm"] is None and result["E_norm"] is None and result["pad_norm"] is None
+
+
+def test_bench_script_prints_one_json_line(repo_root, benchmark_root, tmp_path, capsys):
+    import json
+    import runpy
+
+    bench = runpy.run_path(str(repo_root / "bench/ammpl_readings.py"), run_name="bench")
+    argv = args(repo_root, benchmark_root, tmp_path, GEN) + ["--batches", "1", "--json"]
+    assert bench["main"](argv + TINY + SHOTS) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["model_dir"] == "step 0" and result["batches"] == 1
+    assert not (tmp_path / "log.txt").exists()  # the run folder is a scratch one
