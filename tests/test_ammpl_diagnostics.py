@@ -62,3 +62,25 @@ def test_bench_script_prints_one_json_line(repo_root, benchmark_root, tmp_path, 
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["model_dir"] == "step 0" and result["batches"] == 1
     assert not (tmp_path / "log.txt").exists()  # the run folder is a scratch one
+
+
+def test_linear_probe_ceiling_prints_zero_shot_and_each_probe(
+    repo_root, benchmark_root, tmp_path, capsys
+):
+    import runpy
+
+    bench = runpy.run_path(str(repo_root / "bench/linear_probe_ceiling.py"), run_name="bench")
+    argv = [
+        "--root", str(benchmark_root), "--seed", "1", "--trainer", "ZeroshotCLIP",
+        "--dataset-config-file", str(repo_root / "configs/datasets/caltech101.yaml"),
+        "--config-file", str(repo_root / "configs/trainers/CoOp/vit_b16.yaml"),
+        "--output-dir", str(tmp_path / "out"), "--weight-decay", "0,0.01",
+    ]  # fmt: skip
+    assert bench["main"](argv + TINY + ["DATASET.NUM_SHOTS", "2"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-4].endswith("classes") and lines[-3].startswith("zero-shot: ")
+    probes = [line for line in lines[-2:] if line.startswith("linear probe, weight decay")]
+    assert len(probes) == 2
+    # two images per class and no decay: the probe fits its training images
+    assert probes[0].split("train ")[1].startswith("100.00")
+    assert not (tmp_path / "out").exists()
