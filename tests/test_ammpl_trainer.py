@@ -237,3 +237,14 @@ def test_mask_statistics_per_epoch_in_log_and_results(repo_root, benchmark_root,
     for key, value in expected.items():
         if not key.startswith("train_masked"):
             assert last[key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_zeroinit_config_is_the_generalisable_config_with_zero_init(repo_root):
+    zero = load_config(
+        repo_root / "configs/trainers/AMMPL/vit_b16_c4_ep5_batch4_ctxv1_zeroinit.yaml"
+    )
+    gen = load_config(repo_root / GEN)
+    assert zero.TRAINER.AMMPL.INTERACT_INIT == "zero"
+    assert gen.TRAINER.AMMPL.INTERACT_INIT == "default"  # the paper-literal default stays
+    zero.TRAINER.AMMPL.INTERACT_INIT = "default"
+    assert zero == gen
