@@ -24,31 +24,19 @@ the optimiser never steps. Example (step 0, then the trained run):
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ammpl.cli.train import build_parser
+    from ammpl.cli.train import build_parser, scratch_trainer
 
     parser = build_parser()
     parser.add_argument("--batches", type=int, default=8, help="training batches to average")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args(argv)
-    import ammpl.data.datasets  # noqa: F401
-    import ammpl.trainers  # noqa: F401
-    from ammpl.engine import build_trainer, set_random_seed
-    from ammpl.engine.config import setup_cfg
     from ammpl.trainers.ammpl.diagnostics import measure_learning
 
-    with tempfile.TemporaryDirectory() as scratch:
-        args.output_dir = os.path.join(scratch, "out")
-        cfg = setup_cfg(args)
-        set_random_seed(max(cfg.SEED, 0))
-        trainer = build_trainer(cfg)
-        if args.model_dir:
-            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+    with scratch_trainer(args) as trainer:
         result = measure_learning(trainer, args.batches)
     result["model_dir"] = args.model_dir or "step 0"
     if args.json:

@@ -16,9 +16,7 @@ zero-shot accuracy, then fits a logistic regression (Adam, full batch, fixed see
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 
 import torch
 import torch.nn.functional as F
@@ -52,30 +50,22 @@ def fit_probe(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ammpl.cli.train import build_parser
+    from ammpl.cli.train import build_parser, scratch_trainer
 
     parser = build_parser()
     parser.add_argument(
         "--weight-decay", default="0,1e-4,1e-3,1e-2", help="comma-separated probe weight decays"
     )
     args = parser.parse_args(argv)
-    import ammpl.data.datasets  # noqa: F401
-    import ammpl.trainers  # noqa: F401
-    from ammpl.engine import build_trainer, set_random_seed
-    from ammpl.engine.config import setup_cfg
+    from ammpl.trainers.coop import clip_logits
 
-    with tempfile.TemporaryDirectory() as scratch:
-        args.output_dir = os.path.join(scratch, "out")
-        cfg = setup_cfg(args)
-        set_random_seed(max(cfg.SEED, 0))
-        trainer = build_trainer(cfg)
+    with scratch_trainer(args) as trainer:
         trainer.model.eval()
         x_train, y_train = features(trainer, trainer.train_loader_x)
         x_test, y_test = features(trainer, trainer.test_loader)
-        with torch.no_grad():
-            zero_shot = torch.cat(
-                [trainer.model_inference(b["img"].to(trainer.device)) for b in trainer.test_loader]
-            )
+        # zero-shot from the same test features (ZeroshotModel's logits, without a second pass)
+        model = trainer.model
+        zero_shot = clip_logits(x_test, model.text_features, model.logit_scale)
     classes = trainer.dm.num_classes
     scale = float(trainer.model.logit_scale.exp())
     zs = (zero_shot.argmax(1) == y_test).float().mean().item() * 100

@@ -126,6 +126,28 @@ def check_before_building(args: argparse.Namespace, cfg) -> None:
 
 
 @contextmanager
+def scratch_trainer(args: argparse.Namespace) -> Iterator:
+    """The trainer `train.py` would build from `args`, seeded, writing only to a temporary
+    output folder that is removed afterwards: for tools that measure a configured (or, with
+    `--model-dir`, trained) run without leaving a run folder behind (bench/)."""
+    import tempfile
+
+    import ammpl.data.datasets  # noqa: F401  (registers the dataset readers)
+    import ammpl.trainers  # noqa: F401  (registers trainers and their config nodes)
+    from ammpl.engine import build_trainer, set_random_seed
+    from ammpl.engine.config import setup_cfg
+
+    with tempfile.TemporaryDirectory() as scratch:
+        args.output_dir = os.path.join(scratch, "out")
+        cfg = setup_cfg(args)
+        set_random_seed(max(cfg.SEED, 0))
+        trainer = build_trainer(cfg)
+        if args.model_dir:
+            trainer.load_model(args.model_dir, epoch=args.load_epoch)
+        yield trainer
+
+
+@contextmanager
 def hold_output_folder(folder: str, rank_info) -> Iterator[None]:
     """One run folder, one writer (ammpl.utils.run_lock): the run holds OUTPUT_DIR's lock
     from before its first write to its end; under torchrun rank 0 holds it for all ranks
