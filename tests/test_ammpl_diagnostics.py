@@ -84,3 +84,31 @@ def test_linear_probe_ceiling_prints_zero_shot_and_each_probe(
     # two images per class and no decay: the probe fits its training images
     assert probes[0].split("train ")[1].startswith("100.00")
     assert not (tmp_path / "out").exists()
+
+
+def test_patch_mask_robustness_keeps_zero_shot_at_share_0_and_blinds_at_share_1(
+    repo_root, benchmark_root, tmp_path, capsys
+):
+    import runpy
+
+    bench = runpy.run_path(str(repo_root / "bench/patch_mask_robustness.py"), run_name="bench")
+    argv = [
+        "--root", str(benchmark_root), "--seed", "1", "--trainer", "ZeroshotCLIP",
+        "--dataset-config-file", str(repo_root / "configs/datasets/caltech101.yaml"),
+        "--config-file", str(repo_root / "configs/trainers/CoOp/vit_b16.yaml"),
+        "--output-dir", str(tmp_path / "out"), "--shares", "0,1",
+    ]  # fmt: skip
+    assert bench["main"](argv + TINY) == 0
+    probe = runpy.run_path(str(repo_root / "bench/linear_probe_ceiling.py"), run_name="bench")
+    assert probe["main"](argv[:-2] + ["--weight-decay", "0"] + TINY) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    zero_shot = next(line for line in lines if line.startswith("zero-shot: ")).split()[-1]
+    share_0, share_1 = (line for line in lines if line.startswith("patches hidden"))
+    assert share_0 == f"patches hidden 0.00: zero-shot {zero_shot}"  # nothing hidden: zero-shot
+    # every patch hidden under the mean pixel: every image is the same one, so one class is
+    # predicted for all, and the fixture's test split has as many images of every class
+    header = next(line for line in lines if line.endswith("fill mean")).split()
+    images, classes = int(header[0]), int(header[3])
+    assert images % classes == 0
+    assert share_1 == f"patches hidden 1.00: zero-shot {100 / classes:.2f}"
+    assert not (tmp_path / "out").exists()

@@ -12,6 +12,7 @@ from ammpl.mini.pretrain import (
     contrastive_loss,
     draw_batch,
     main,
+    mask_patches,
     pretrain,
     sample_batch,
 )
@@ -98,6 +99,41 @@ def test_an_interrupted_run_resumed_gives_the_same_weights(tmp_path, workers):
     resumed, resumed_losses = pretrain(
         recipe=TINY, log_every=0, state_file=state, resume=True, workers=workers
     )
+    assert resumed_losses == losses
+    for (key, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), key
+
+
+def test_patch_mask_hides_whole_patches_up_to_the_share_under_one_fill_per_image():
+    torch.manual_seed(0)
+    images = torch.randn(64, 3, 64, 64)
+    assert torch.equal(mask_patches(images, 0.0, 8), images)
+    masked = mask_patches(images, 0.5, 8)
+    changed = (masked != images).any(dim=1)  # (N, H, W)
+    patches = changed.view(64, 8, 8, 8, 8).any(dim=(2, 4))  # (N, rows, cols)
+    # a patch is hidden whole or not at all, and every image keeps at least half of them
+    assert torch.equal(changed, patches.repeat_interleave(8, 1).repeat_interleave(8, 2))
+    shares = patches.float().mean(dim=(1, 2))
+    assert shares.max() <= 0.75 and 0.15 < shares.mean() < 0.35  # U(0, 0.5): 0.25 on average
+    # one fill patch per image, repeated wherever it hides something
+    image = int(shares.argmax())
+    rows, cols = patches[image].nonzero()[:2].unbind(1)
+    first = masked[image, :, rows[0] * 8 : rows[0] * 8 + 8, cols[0] * 8 : cols[0] * 8 + 8]
+    second = masked[image, :, rows[1] * 8 : rows[1] * 8 + 8, cols[1] * 8 : cols[1] * 8 + 8]
+    assert torch.equal(first, second)
+
+
+def test_a_patch_masked_run_resumed_gives_the_same_weights(tmp_path):
+    torch.set_num_threads(1)
+    recipe = Recipe(**{**TINY.__dict__, "patch_mask": 0.5})
+    straight, losses = pretrain(recipe=recipe, log_every=0)
+    plain, plain_losses = pretrain(recipe=TINY, log_every=0)
+    assert losses != plain_losses  # the masks reach the loss
+    state = tmp_path / "run.state.pt"
+    pretrain(recipe=recipe, log_every=0, state_file=state, stop_after=3)
+    resumed, resumed_losses = pretrain(recipe=recipe, log_every=0, state_file=state, resume=True)
     assert resumed_losses == losses
     for (key, a), b in zip(
         straight.state_dict().items(), resumed.state_dict().values(), strict=True

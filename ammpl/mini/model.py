@@ -26,7 +26,7 @@ IDS_KEY = "token_embedding.ids"
 VOCAB_SIZE = 49408
 MINI_WEIGHTS_FILE = Path(__file__).resolve().parents[1] / "resources" / "mini_clip.pt"
 # weights_hash (ammpl.clip.weights) of the committed file, checked when it is loaded.
-MINI_WEIGHTS_HASH = "40e2fe9e09b7a2c6"
+MINI_WEIGHTS_HASH = "57c01eddafe10273"
 
 MINI_CLIP_CONFIG: dict = {
     "embed_dim": 64,

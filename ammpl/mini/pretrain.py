@@ -12,8 +12,10 @@ beside it.
 Recipe options (docs/MINI.md, "Pretraining for shapes"): `--loss truth` counts every
 caption of the batch that is true of an image as its positive; `--simple-share` and
 `--shape-only` mix in simple scenes and shape-only captions on a linear schedule; `--pool`
-re-uses pre-rendered scenes. A long run writes `<out>.state.pt` every `--state-minutes`
-and on SIGTERM / Ctrl-C; `--resume` continues it bit for bit.
+re-uses pre-rendered scenes; `--patch-mask` hides a random share of each image's patches
+under a random fill, so the model learns to name what stays visible. A long run writes
+`<out>.state.pt` every `--state-minutes` and on SIGTERM / Ctrl-C; `--resume` continues it
+bit for bit.
 """
 
 from __future__ import annotations
@@ -274,6 +276,7 @@ class Recipe:
     shape_only: tuple[float, float] = (0.0, 0.0)
     pool: int = 0  # > 0: images come from a pool of this many pre-rendered scenes (per kind)
     init: str = ""  # weights file the run starts from ("" : seeded random weights)
+    patch_mask: float = 0.0  # > 0: each image hides a share U(0, this) of its patches
 
     def shares(self, step: int) -> tuple[float, float]:
         """(simple, shape_only) at `step`."""
@@ -488,6 +491,33 @@ def _load_initial_weights(model: torch.nn.Module, path: Path) -> None:
         ) from None
 
 
+def hide_patches(images: torch.Tensor, hidden: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """`images` (N, C, H, W) with the patches where `hidden` (N, rows, cols) is true replaced
+    by the image's `fill` patch (N, C, h, w)."""
+    rows, cols = hidden.shape[1:]
+    patch_h, patch_w = fill.shape[2:]
+    pixels = hidden.repeat_interleave(patch_h, 1).repeat_interleave(patch_w, 2).unsqueeze(1)
+    return torch.where(pixels, fill.repeat(1, 1, rows, cols), images)
+
+
+def mask_patches(images: torch.Tensor, max_share: float, patch: int) -> torch.Tensor:
+    """`images` with a share U(0, `max_share`) of each image's `patch`-pixel patches hidden.
+
+    Prompt learners edit what the image tower sees (AMMPL pads masked patches with a learned
+    patch, VPT and MaPLe add tokens); CLIP, trained on billions of photos, shrugs such edits
+    off, a tower trained on one small world does not (docs/MINI.md, "Masked patches"). The
+    fill is one random patch per image, a colour plus noise of random strength in
+    normalised-pixel space, as a learned pad may be. Draws from torch's global generator,
+    which the resumable state saves.
+    """
+    n, channels, height, width = images.shape
+    share = torch.rand(n, 1, 1) * max_share
+    hidden = torch.rand(n, height // patch, width // patch) < share
+    colour = torch.randn(n, channels, 1, 1)
+    noise = torch.rand(n, 1, 1, 1) * torch.randn(n, channels, patch, patch)
+    return hide_patches(images, hidden, colour + noise)
+
+
 def _train_step(
     model: torch.nn.Module, optimizer: torch.optim.Optimizer, recipe: Recipe, step: int, batch
 ) -> float:
@@ -495,6 +525,8 @@ def _train_step(
     for group in optimizer.param_groups:
         group["lr"] = learning_rate(step, recipe.steps, recipe.lr, min(recipe.warmup, recipe.steps))
     images, texts = batch.tensors()
+    if recipe.patch_mask:
+        images = mask_patches(images, recipe.patch_mask, model.visual.patch_size[0])
     truth = torch.from_numpy(batch.truth) if recipe.loss == "truth" else None
     loss = contrastive_loss(model, images, texts, truth)
     optimizer.zero_grad(set_to_none=True)
@@ -660,6 +692,13 @@ def main(argv: list[str] | None = None) -> int:
         help="processes that render the pool; with any, batches are drawn in a second process",
     )
     parser.add_argument(
+        "--patch-mask",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="hide a random share, up to SHARE, of each image's patches under a random fill",
+    )
+    parser.add_argument(
         "--init",
         type=Path,
         default=None,
@@ -683,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = Recipe(
         args.steps, args.batch_size, args.lr, args.weight_decay, args.seed, args.warmup,
         args.loss, args.simple_share, args.shape_only, args.pool,
-        str(args.init) if args.init else "",
+        str(args.init) if args.init else "", args.patch_mask,
     )  # fmt: skip
 
     def checkpoint(model: torch.nn.Module, step: int) -> None:
