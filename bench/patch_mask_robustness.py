@@ -28,7 +28,10 @@ def masked_zero_shot(
     from ammpl.mini.pretrain import hide_patches
     from ammpl.trainers.coop import clip_logits
 
-    patch = model.image_encoder.visual.patch_size[0]
+    visual = model.image_encoder.visual
+    if not hasattr(visual, "patch_size"):
+        raise SystemExit("error: patch_mask_robustness needs a ViT image tower (it hides patches)")
+    patch = visual.patch_size[0]
     n, channels, height, width = images.shape
     generator = torch.Generator().manual_seed(seed)
     hidden = torch.rand(n, height // patch, width // patch, generator=generator) < share

@@ -504,8 +504,9 @@ def mask_patches(images: torch.Tensor, max_share: float, patch: int) -> torch.Te
     """`images` with a share U(0, `max_share`) of each image's `patch`-pixel patches hidden.
 
     Prompt learners edit what the image tower sees (AMMPL pads masked patches with a learned
-    patch, VPT and MaPLe add tokens); CLIP, trained on billions of photos, shrugs such edits
-    off, a tower trained on one small world does not (docs/MINI.md, "Masked patches"). The
+    patch, VPT and MaPLe add tokens). CLIP's photos come with occlusions and crops of every
+    kind; a tower trained on whole objects of one small world had never seen a hidden patch
+    and could not name such images (docs/MINI.md, "Masked patches"). The
     fill is one random patch per image, a colour plus noise of random strength in
     normalised-pixel space, as a learned pad may be. Draws from torch's global generator,
     which the resumable state saves.
