@@ -191,14 +191,18 @@ def test_object_datasets_zero_shot_is_three_times_chance(
     assert accuracy >= 3 * 100 / classes
 
 
-def test_ammpl_does_not_collapse_on_an_object_dataset(repo_root, object_root, tmp_path):
+def test_ammpl_and_coop_beat_zero_shot_on_the_object_datasets(repo_root, object_root, tmp_path):
     """AMMPL hides patches of every training image; the committed weights were pretrained to
     name such images (`--patch-mask`), so on MiniObjects' base classes AMMPL ends above
     zero-shot (docs/MINI.md, "Masked patches": 47.92 against 42.36 at seed 1, every seed
-    above; the round-3 weights, which had never seen a hidden patch: 20.83 against 37.50)."""
+    above; the round-3 weights, which had never seen a hidden patch: 20.83 against 37.50).
+    CoOp gains on MiniObjectPatterns' (29.86 against 24.31 at seed 1; 31.25 and 31.77 at
+    seeds 2 and 3). MaPLe is not asked: at its mini budget it stays near zero-shot on the
+    base classes (25.00 / 24.48 / 28.99 on MiniObjectPatterns)."""
     base = ("DATASET.NUM_SHOTS", SHOTS, "DATASET.SUBSAMPLE_CLASSES", "base")
-    zero_shot = run(repo_root, object_root, tmp_path / "zs", "ZeroshotCLIP", "--eval-only",
-                    *base, dataset="mini_objects")  # fmt: skip
-    accuracy = run(repo_root, object_root, tmp_path / "ammpl", "AMMPL", *base,
-                   dataset="mini_objects")  # fmt: skip
-    assert accuracy >= zero_shot + 2.0, (accuracy, zero_shot)
+    for trainer, dataset in (("AMMPL", "mini_objects"), ("CoOp", "mini_objectpatterns")):
+        zero_shot = run(repo_root, object_root, tmp_path / f"zs_{dataset}", "ZeroshotCLIP",
+                        "--eval-only", *base, dataset=dataset)  # fmt: skip
+        accuracy = run(repo_root, object_root, tmp_path / trainer, trainer, *base,
+                       dataset=dataset)  # fmt: skip
+        assert accuracy >= zero_shot + 2.0, (trainer, dataset, accuracy, zero_shot)
