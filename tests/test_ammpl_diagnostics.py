@@ -12,6 +12,16 @@ from tests.test_ammpl_trainer import GEN, TINY, args, make_trainer
 SHOTS = ["DATASET.NUM_SHOTS", "2", "DATALOADER.TRAIN_X.BATCH_SIZE", "2"]
 
 
+def zero_shot_argv(repo_root, benchmark_root, tmp_path) -> list[str]:
+    """`train.py` arguments of a zero-shot run on the fixture, for the bench tools."""
+    return [
+        "--root", str(benchmark_root), "--seed", "1", "--trainer", "ZeroshotCLIP",
+        "--dataset-config-file", str(repo_root / "configs/datasets/caltech101.yaml"),
+        "--config-file", str(repo_root / "configs/trainers/CoOp/vit_b16.yaml"),
+        "--output-dir", str(tmp_path / "out"),
+    ]  # fmt: skip
+
+
 def trainer_with(repo_root, benchmark_root, tmp_path, *opts: str):
     argv = args(repo_root, benchmark_root, tmp_path, GEN) + TINY + SHOTS + list(opts)
     return make_trainer(argv)
@@ -70,12 +80,7 @@ def test_linear_probe_ceiling_prints_zero_shot_and_each_probe(
     import runpy
 
     bench = runpy.run_path(str(repo_root / "bench/linear_probe_ceiling.py"), run_name="bench")
-    argv = [
-        "--root", str(benchmark_root), "--seed", "1", "--trainer", "ZeroshotCLIP",
-        "--dataset-config-file", str(repo_root / "configs/datasets/caltech101.yaml"),
-        "--config-file", str(repo_root / "configs/trainers/CoOp/vit_b16.yaml"),
-        "--output-dir", str(tmp_path / "out"), "--weight-decay", "0,0.01",
-    ]  # fmt: skip
+    argv = zero_shot_argv(repo_root, benchmark_root, tmp_path) + ["--weight-decay", "0,0.01"]
     assert bench["main"](argv + TINY + ["DATASET.NUM_SHOTS", "2"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-4].endswith("classes") and lines[-3].startswith("zero-shot: ")
@@ -92,15 +97,10 @@ def test_patch_mask_robustness_keeps_zero_shot_at_share_0_and_blinds_at_share_1(
     import runpy
 
     bench = runpy.run_path(str(repo_root / "bench/patch_mask_robustness.py"), run_name="bench")
-    argv = [
-        "--root", str(benchmark_root), "--seed", "1", "--trainer", "ZeroshotCLIP",
-        "--dataset-config-file", str(repo_root / "configs/datasets/caltech101.yaml"),
-        "--config-file", str(repo_root / "configs/trainers/CoOp/vit_b16.yaml"),
-        "--output-dir", str(tmp_path / "out"), "--shares", "0,1",
-    ]  # fmt: skip
-    assert bench["main"](argv + TINY) == 0
+    argv = zero_shot_argv(repo_root, benchmark_root, tmp_path)
+    assert bench["main"](argv + ["--shares", "0,1"] + TINY) == 0
     probe = runpy.run_path(str(repo_root / "bench/linear_probe_ceiling.py"), run_name="bench")
-    assert probe["main"](argv[:-2] + ["--weight-decay", "0"] + TINY) == 0
+    assert probe["main"](argv + ["--weight-decay", "0"] + TINY) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     zero_shot = next(line for line in lines if line.startswith("zero-shot: ")).split()[-1]
     share_0, share_1 = (line for line in lines if line.startswith("patches hidden"))
@@ -112,3 +112,39 @@ def test_patch_mask_robustness_keeps_zero_shot_at_share_0_and_blinds_at_share_1(
     assert images % classes == 0
     assert share_1 == f"patches hidden 1.00: zero-shot {100 / classes:.2f}"
     assert not (tmp_path / "out").exists()
+
+
+def test_patch_mask_robustness_noise_fill_is_drawn_from_the_mask_seed(
+    repo_root, benchmark_root, tmp_path, capsys
+):
+    import runpy
+
+    bench = runpy.run_path(str(repo_root / "bench/patch_mask_robustness.py"), run_name="bench")
+    argv = zero_shot_argv(repo_root, benchmark_root, tmp_path) + ["--fill", "noise"]
+    for seed in ("3", "3"):
+        assert bench["main"](argv + ["--shares", "0.5", "--mask-seed", seed] + TINY) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert any(line.endswith("fill noise") for line in lines)
+    first, second = (line for line in lines if line.startswith("patches hidden 0.50"))
+    assert first == second  # the same seed hides the same patches under the same noise
+
+
+def test_object_variants_redraw_mini_objects_with_one_option_changed(repo_root, tmp_path):
+    import runpy
+
+    import numpy as np
+    from PIL import Image, ImageOps
+
+    bench = runpy.run_path(str(repo_root / "bench/mini_object_variants.py"), run_name="bench")
+    assert bench["main"]([str(tmp_path), "shipped", "invert", "single"]) == 0
+    shipped, inverted, single = (
+        tmp_path / name / "mini_objects" for name in ("shipped", "invert", "single")
+    )
+    image = "images/star/0010.png"
+    assert (shipped / "split_zhou_MiniObjects.json").is_file()
+    expected = np.asarray(ImageOps.invert(Image.open(shipped / image).convert("RGB")))
+    assert np.array_equal(np.asarray(Image.open(inverted / image)), expected)
+    assert (inverted / "masks/star/0010.png").read_bytes() == (
+        shipped / "masks/star/0010.png"
+    ).read_bytes()
+    assert (single / image).read_bytes() != (shipped / image).read_bytes()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -171,8 +172,18 @@ MINI_DATASETS: dict[str, MiniDatasetSpec] = {
 }
 
 
-def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
-    """Write the images, split file and class names of `spec` into `dataset_dir`."""
+def generate_dataset(
+    spec: MiniDatasetSpec,
+    dataset_dir: str,
+    *,
+    pinned: dict[str, str] | None = None,
+    post: Callable[[Image.Image], Image.Image] | None = None,
+) -> None:
+    """Write the images, split file and class names of `spec` into `dataset_dir`.
+
+    `pinned` fixes scene factors for every image (e.g. count "1") and `post` edits every
+    finished image: the style variants of bench/mini_object_variants.py.
+    """
     rng = np.random.default_rng(spec.seed)
     split: dict[str, list] = {part: [] for part, _ in SPLIT_SIZES}
     for label, cls in enumerate(spec.classes):
@@ -184,14 +195,17 @@ def generate_dataset(spec: MiniDatasetSpec, dataset_dir: str) -> None:
         index = 0
         for part, count in SPLIT_SIZES:
             for _ in range(count):
+                factors = {**cls.factors, **(pinned or {})}
                 if spec.photo is None:
-                    scene = sample_scene(rng, count="1", **cls.factors)
+                    scene = sample_scene(rng, **{"count": "1", **factors})
                     image = render(scene, rng, spec.style)
                 else:
                     image, mask = render_photo(
-                        sample_scene(rng, **cls.factors), rng, spec.photo, spec.style
+                        sample_scene(rng, **factors), rng, spec.photo, spec.style
                     )
                     Image.fromarray(mask).save(os.path.join(mask_dir, f"{index:04d}.png"))
+                if post is not None:
+                    image = post(image)
                 image.save(os.path.join(class_dir, f"{index:04d}.png"))
                 split[part].append([f"{cls.folder}/{index:04d}.png", label, cls.name])
                 index += 1
